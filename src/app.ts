@@ -1,0 +1,102 @@
+// The application as one plugin, and the Fastify options it expects. The
+// server and the tests build it the same way:
+//   Fastify(serverOptions(config)).register(app, { config })
+// Plugins load in layers, their order declared by name and dependencies:
+// infrastructure (config, errors, database, JWT, docs, security), then the
+// application's services (passwords, tokens, revocations, repositories,
+// authentication), then the routes.
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import { Ajv, type Options as AjvOptions } from 'ajv'
+import addFormats from 'ajv-formats'
+import fp from 'fastify-plugin'
+import { type Config, trustProxy } from './config.js'
+import authenticate from './plugins/app/authenticate.js'
+import bootstrapAdmin from './plugins/app/bootstrap-admin.js'
+import passwords from './plugins/app/passwords.js'
+import repositories from './plugins/app/repositories.js'
+import revocations from './plugins/app/revocations.js'
+import tokens from './plugins/app/tokens.js'
+import configPlugin from './plugins/infra/config.js'
+import errors from './plugins/infra/errors.js'
+import jwt from './plugins/infra/jwt.js'
+import prisma from './plugins/infra/prisma.js'
+import security from './plugins/infra/security.js'
+import swagger from './plugins/infra/swagger.js'
+import authRoutes from './routes/auth.js'
+import clientsRoutes from './routes/clients.js'
+import postsRoutes from './routes/posts.js'
+import serviceRoutes from './routes/service.js'
+import usersRoutes from './routes/users.js'
+
+export interface AppOptions {
+  config: Config
+  /** In the embedded development mode: where a generated signing key is kept. */
+  developmentDir?: string
+}
+
+/** Log lines never carry credentials. */
+export const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["proxy-authorization"]',
+  'res.headers["set-cookie"]'
+]
+
+export function serverOptions(config: Config): FastifyServerOptions {
+  return {
+    logger: { level: config.LOG_LEVEL, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
+    trustProxy: trustProxy(config),
+    bodyLimit: config.BODY_LIMIT,
+    // Slow clients cannot hold connections open forever.
+    connectionTimeout: 30_000,
+    requestTimeout: 30_000,
+    keepAliveTimeout: 72_000,
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: 200 }
+  }
+}
+
+function strictAjv(coerceTypes: AjvOptions['coerceTypes']) {
+  const ajv = new Ajv({
+    coerceTypes,
+    useDefaults: true,
+    removeAdditional: false,
+    allErrors: true,
+    strict: false
+  })
+  addFormats.default(ajv, ['email', 'uuid', 'date-time'])
+  return ajv
+}
+
+async function app(fastify: FastifyInstance, options: AppOptions) {
+  // Bodies are validated as sent (no "123" → 123 coercion, unknown properties
+  // refused); query strings and params are text, so they are coerced.
+  const bodyAjv = strictAjv(false)
+  const textAjv = strictAjv('array')
+  fastify.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? bodyAjv : textAjv).compile(schema)
+  )
+
+  await fastify.register(configPlugin, { config: options.config })
+  await fastify.register(errors)
+  await fastify.register(prisma)
+  await fastify.register(jwt, { developmentDir: options.developmentDir })
+  await fastify.register(security)
+  await fastify.register(swagger)
+
+  await fastify.register(passwords)
+  await fastify.register(revocations)
+  await fastify.register(tokens)
+  await fastify.register(repositories)
+  await fastify.register(authenticate)
+  await fastify.register(bootstrapAdmin)
+
+  await fastify.register(serviceRoutes)
+  await fastify.register(authRoutes)
+  await fastify.register(usersRoutes)
+  await fastify.register(postsRoutes)
+  await fastify.register(clientsRoutes)
+}
+
+// Not encapsulated: the error handler and validators apply to the whole server.
+export default fp(app, { name: 'app' })

@@ -1,0 +1,56 @@
+// Creates the first (or another) admin account, or promotes an existing one:
+//   npm run create-admin -- --email admin@example.com [--name "Site Admin"]
+// The password is read from standard input (prompted for, hidden, on a
+// terminal), never from the command line where `ps` and shell history see it.
+import { parseArgs } from 'node:util'
+import { createInterface } from 'node:readline'
+import { Writable } from 'node:stream'
+import { withApp } from './context.js'
+
+async function readPassword(): Promise<string> {
+  if (!process.stdin.isTTY) {
+    const chunks: Buffer[] = []
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+    return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+  }
+  // Readline echoes into a stream that drops everything: the password stays unseen.
+  const muted = new Writable({ write: (_chunk, _encoding, done) => done() })
+  process.stdout.write('Password: ')
+  const prompt = createInterface({ input: process.stdin, output: muted, terminal: true })
+  const password = await new Promise<string>((resolve) => prompt.question('', resolve))
+  prompt.close()
+  process.stdout.write('\n')
+  return password
+}
+
+async function main() {
+  const { values } = parseArgs({ options: { email: { type: 'string' }, name: { type: 'string' } } })
+  if (!values.email) {
+    process.stderr.write('Usage: npm run create-admin -- --email admin@example.com [--name "Site Admin"]  (password on stdin)\n')
+    process.exit(2)
+  }
+  const email = values.email
+  const password = await readPassword()
+  const result = await withApp(async (fastify) => {
+    const existing = await fastify.usersRepository.findCredentials(email)
+    if (existing) {
+      await fastify.usersRepository.promote(email)
+      return `Promoted ${email} to admin (its password is unchanged).`
+    }
+    const weak = fastify.passwords.policyErrors(password, 'password', email)
+    if (weak.length > 0) throw new Error(`The password ${weak[0]?.message}.`)
+    await fastify.usersRepository.create({
+      email,
+      fullName: values.name ?? 'Administrator',
+      passwordHash: await fastify.passwords.hash(password),
+      role: 'admin'
+    })
+    return `Created admin ${email}.`
+  })
+  process.stdout.write(`${result}\n`)
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`create-admin: ${(error as Error).message}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,95 @@
+// Configuration: every setting comes from the environment (and a `.env` file),
+// is validated once at start, and is handed to the app as one typed object.
+// `.env.example` documents each variable; keep the two in step.
+import { Type, type Static } from '@sinclair/typebox'
+import envSchema from 'env-schema'
+
+const Seconds = (defaultValue: number, description: string) =>
+  Type.Integer({ minimum: 1, default: defaultValue, description })
+
+export const ConfigSchema = Type.Object({
+  HOST: Type.String({ default: '0.0.0.0' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
+    { default: 'info' }
+  ),
+  /** Behind a proxy, which hops to trust for the client address (false, true, a count or a list). */
+  TRUST_PROXY: Type.String({ default: 'false' }),
+
+  DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
+  EMBEDDED_PG_DIR: Type.String({ default: '.data/postgres' }),
+  EMBEDDED_PG_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+  MIGRATE_ON_START: Type.Boolean({ default: true }),
+
+  /** Public base URL of the service: the `iss` of its tokens. */
+  JWT_ISSUER: Type.String({ minLength: 1, default: 'http://localhost:3000' }),
+  JWT_AUDIENCE: Type.String({ minLength: 1, default: 'blog-api' }),
+  JWT_ALGORITHM: Type.Union([Type.Literal('EdDSA'), Type.Literal('ES256'), Type.Literal('HS256')], {
+    default: 'EdDSA'
+  }),
+  /** PEM text, or a path to a PEM file, of the signing key (EdDSA, ES256). */
+  JWT_PRIVATE_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  /** Public keys of earlier signing keys (PEM text or paths, comma-separated) that still verify. */
+  JWT_PREVIOUS_PUBLIC_KEYS: Type.Optional(Type.String()),
+  /** HS256 secret, at least 32 bytes. */
+  JWT_SECRET: Type.Optional(Type.String({ minLength: 1 })),
+  /** Earlier HS256 secrets (comma-separated) that still verify. */
+  JWT_PREVIOUS_SECRETS: Type.Optional(Type.String()),
+  JWT_CLOCK_TOLERANCE: Type.Integer({ minimum: 0, maximum: 300, default: 5 }),
+  /** Tokens longer than this many characters are refused before any parsing. */
+  JWT_MAX_LENGTH: Type.Integer({ minimum: 256, maximum: 16384, default: 4096 }),
+
+  ACCESS_TOKEN_TTL: Seconds(900, 'Lifetime of an access token'),
+  SESSION_IDLE_TTL: Seconds(14 * 24 * 3600, 'A session unused for this long ends'),
+  SESSION_MAX_AGE: Seconds(30 * 24 * 3600, 'A session ends this long after login, whatever its use'),
+  /** A spent refresh token presented again within this many seconds is refused without ending its session. */
+  REFRESH_REUSE_GRACE: Type.Integer({ minimum: 0, maximum: 60, default: 0 }),
+
+  ARGON2_MEMORY_KIB: Type.Integer({ minimum: 1024, default: 65536 }),
+  ARGON2_TIME_COST: Type.Integer({ minimum: 1, default: 3 }),
+  ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 4 }),
+  PASSWORD_MIN_LENGTH: Type.Integer({ minimum: 8, maximum: 64, default: 12 }),
+
+  /** Requests per address per window on /auth/token and /auth/signup. */
+  AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20 }),
+  AUTH_RATE_LIMIT_WINDOW: Seconds(60, 'Window of the auth rate limit'),
+  BODY_LIMIT: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
+
+  /** Created (or promoted) at start when set and no admin exists yet. */
+  ADMIN_EMAIL: Type.Optional(Type.String({ minLength: 3 })),
+  ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 1 }))
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+/** Reads and validates the configuration; throws an error naming each bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const config = envSchema<Config>({
+    schema: ConfigSchema,
+    data: env,
+    // Only the given environment counts (tests pass their own); `.env` fills
+    // in what the real environment leaves unset.
+    env: false,
+    dotenv: env === process.env
+  })
+  return { ...config, ...overrides }
+}
+
+/** Whether the service runs its own PostgreSQL (development mode). */
+export function isEmbedded(config: Config): boolean {
+  return config.DATABASE_URL === undefined
+}
+
+/** TRUST_PROXY as Fastify's `trustProxy` option: a boolean, a hop count, or addresses. */
+export function trustProxy(config: Config): boolean | string | ((address: string, hop: number) => boolean) {
+  const value = config.TRUST_PROXY.trim()
+  if (value === 'true') return true
+  if (value === 'false' || value === '') return false
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value)
+    return (_address, hop) => hop < hops
+  }
+  return value
+}

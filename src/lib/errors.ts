@@ -1,0 +1,80 @@
+// Error types that handlers throw. The error-handler plugin turns each into
+// the contract's shape: RFC 9457 problem details, RFC 6749 token errors, or an
+// RFC 6750 bearer challenge. Handlers never build error bodies themselves.
+
+export interface FieldError {
+  field: string
+  message: string
+}
+
+/** An error answered as `application/problem+json`. */
+export class ProblemError extends Error {
+  readonly statusCode: number
+  readonly headers: Record<string, string>
+  readonly errors: FieldError[] | undefined
+
+  constructor(
+    statusCode: number,
+    detail: string,
+    options: { headers?: Record<string, string>; errors?: FieldError[] } = {}
+  ) {
+    super(detail)
+    this.name = 'ProblemError'
+    this.statusCode = statusCode
+    this.headers = options.headers ?? {}
+    this.errors = options.errors
+  }
+}
+
+export type OAuthErrorCode =
+  | 'invalid_request'
+  | 'invalid_client'
+  | 'invalid_grant'
+  | 'unauthorized_client'
+  | 'unsupported_grant_type'
+  | 'invalid_scope'
+
+/** An RFC 6749 §5.2 error of the token endpoint. */
+export class OAuthError extends Error {
+  readonly statusCode: number
+  readonly error: OAuthErrorCode
+  readonly headers: Record<string, string>
+
+  constructor(error: OAuthErrorCode, description: string, options: { basicChallenge?: boolean; realm?: string } = {}) {
+    super(description)
+    this.name = 'OAuthError'
+    this.error = error
+    this.statusCode = error === 'invalid_client' ? 401 : 400
+    this.headers = options.basicChallenge
+      ? { 'www-authenticate': `Basic realm="${options.realm ?? 'token'}", charset="UTF-8"` }
+      : {}
+  }
+}
+
+/**
+ * A refused bearer token (401) or a token without the needed scope (403),
+ * answered with an RFC 6750 `WWW-Authenticate` challenge and a problem body.
+ */
+export class BearerError extends ProblemError {
+  constructor(
+    kind: 'missing' | 'invalid_token' | 'insufficient_scope',
+    detail: string,
+    options: { realm: string; scope?: string }
+  ) {
+    const attributes = [`realm="${options.realm}"`]
+    if (kind !== 'missing') {
+      attributes.push(`error="${kind}"`, `error_description="${detail.replace(/["\\]/g, '')}"`)
+    }
+    if (kind === 'insufficient_scope' && options.scope) attributes.push(`scope="${options.scope}"`)
+    super(kind === 'insufficient_scope' ? 403 : 401, detail, {
+      headers: { 'www-authenticate': `Bearer ${attributes.join(', ')}` }
+    })
+    this.name = 'BearerError'
+  }
+}
+
+export const notFound = (what: string) => new ProblemError(404, `${what} not found.`)
+export const forbidden = (detail: string) => new ProblemError(403, detail)
+export const conflict = (detail: string) => new ProblemError(409, detail)
+export const badRequest = (detail: string, errors?: FieldError[]) =>
+  new ProblemError(400, detail, errors ? { errors } : {})

@@ -1,0 +1,67 @@
+// Authentication and authorization hooks for routes to declare:
+//   onRequest: [fastify.authenticate, fastify.requireScope('posts:write')]
+// A verified, unrevoked access token becomes `request.user` (a Principal).
+// Nothing here touches the database: revocation is an in-memory lookup.
+import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+import fp from 'fastify-plugin'
+import { BearerError, forbidden } from '../../lib/errors.js'
+import type { ScopeName } from '../../lib/scopes.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Requires a valid bearer access token; sets `request.user`. */
+    authenticate: onRequestAsyncHookHandler
+    /** Requires the token to carry `scope` (use after `authenticate`). */
+    requireScope(scope: ScopeName): onRequestAsyncHookHandler
+    /** Requires a token of a user, not of a service client (use after `authenticate`). */
+    requireUser: onRequestAsyncHookHandler
+  }
+}
+
+// RFC 6750 §2.1: "Bearer" 1*SP b64token.
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i
+
+function isExpired(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code
+  return code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED' || code === 'FAST_JWT_EXPIRED'
+}
+
+export default fp(
+  async function authenticatePlugin(fastify) {
+    const realm = fastify.config.JWT_AUDIENCE
+    const maxLength = fastify.config.JWT_MAX_LENGTH
+    const refuse = (detail: string) => new BearerError('invalid_token', detail, { realm })
+
+    fastify.decorate('authenticate', async function authenticate(request: FastifyRequest) {
+      const header = request.headers.authorization
+      if (!header || !/^Bearer\b/i.test(header)) {
+        throw new BearerError('missing', 'An access token is required.', { realm })
+      }
+      const token = BEARER.exec(header)?.[1]
+      if (!token) throw refuse('The Authorization header must be "Bearer <token>".')
+      if (token.length > maxLength) throw refuse('The access token is too long.')
+      try {
+        await request.jwtVerify()
+      } catch (error) {
+        throw refuse(isExpired(error) ? 'The access token expired.' : 'The access token is invalid.')
+      }
+      const { sessionId, tokenId } = request.user
+      if (fastify.revocations.isRevoked(sessionId) || fastify.revocations.isRevoked(tokenId)) {
+        throw refuse('The access token was revoked.')
+      }
+    })
+
+    fastify.decorate('requireScope', (scope: ScopeName) =>
+      async function requireScope(request: FastifyRequest) {
+        if (!request.user.scopes.has(scope)) {
+          throw new BearerError('insufficient_scope', `This request needs the "${scope}" scope.`, { realm, scope })
+        }
+      }
+    )
+
+    fastify.decorate('requireUser', async function requireUser(request: FastifyRequest) {
+      if (request.user.kind !== 'user') throw forbidden('This route is for user accounts, not service clients.')
+    })
+  },
+  { name: 'authenticate', dependencies: ['config', 'jwt', 'revocations'] }
+)

@@ -1,0 +1,30 @@
+// Exposes the repositories as decorators. Routes call these and never build
+// queries themselves.
+import fp from 'fastify-plugin'
+import { type AuditLog, createAuditLog } from '../../repositories/audit.js'
+import { type ClientsRepository, createClientsRepository } from '../../repositories/clients.js'
+import { createPostsRepository, type PostsRepository } from '../../repositories/posts.js'
+import { createSessionsRepository, type SessionsRepository } from '../../repositories/sessions.js'
+import { createUsersRepository, type UsersRepository } from '../../repositories/users.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    usersRepository: UsersRepository
+    postsRepository: PostsRepository
+    sessionsRepository: SessionsRepository
+    clientsRepository: ClientsRepository
+    auditLog: AuditLog
+  }
+}
+
+export default fp(
+  async function repositoriesPlugin(fastify) {
+    const sessions = createSessionsRepository(fastify.prisma, fastify.revocations, fastify.config)
+    fastify.decorate('sessionsRepository', sessions)
+    fastify.decorate('usersRepository', createUsersRepository(fastify.prisma, sessions))
+    fastify.decorate('postsRepository', createPostsRepository(fastify.prisma))
+    fastify.decorate('clientsRepository', createClientsRepository(fastify.prisma, sessions))
+    fastify.decorate('auditLog', createAuditLog(fastify.prisma, fastify.log))
+  },
+  { name: 'repositories', dependencies: ['prisma', 'revocations', 'config'] }
+)

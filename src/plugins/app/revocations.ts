@@ -1,0 +1,150 @@
+// Revoked sessions, kept in memory so that refusing a revoked access token
+// costs no database query. The set is loaded from `revoked_sessions` at start
+// and kept current on every instance through PostgreSQL LISTEN/NOTIFY: the
+// transaction that revokes a session notifies on commit. After a lost
+// connection the listener reconnects and reloads the whole set.
+import fp from 'fastify-plugin'
+import pg from 'pg'
+import type { Prisma } from '../../generated/prisma/client.js'
+
+export const REVOCATION_CHANNEL = 'revoked_sessions'
+
+export interface RevocationStore {
+  isRevoked(sessionId: string): boolean
+  /**
+   * Inside a transaction: records the sessions as revoked and notifies every
+   * instance when it commits. Call `remember` after the commit.
+   */
+  revokeInTransaction(tx: Prisma.TransactionClient, sessionIds: string[]): Promise<Date>
+  /** Adds sessions to this instance's set at once, without waiting for the notification. */
+  remember(sessionIds: string[], expiresAt: Date): void
+  /** Whether the listener is connected (the set is current). */
+  readonly listening: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    revocations: RevocationStore
+  }
+}
+
+const SWEEP_INTERVAL_MS = 60_000
+const MAX_RECONNECT_DELAY_MS = 10_000
+
+export default fp(
+  async function revocationsPlugin(fastify) {
+    const { prisma, config, log } = fastify
+    // sid → when an entry stops mattering (every token of it has expired).
+    const revoked = new Map<string, number>()
+    // Access tokens of a session revoked now live at most this much longer.
+    const entryLifetimeMs = (config.ACCESS_TOKEN_TTL + config.JWT_CLOCK_TOLERANCE + 5) * 1000
+
+    let client: pg.Client | undefined
+    let listening = false
+    let closing = false
+    let reconnectDelay = 250
+    let reconnectTimer: NodeJS.Timeout | undefined
+
+    async function reload() {
+      const rows = await prisma.revokedSession.findMany({
+        where: { expiresAt: { gt: new Date() } },
+        select: { sid: true, expiresAt: true }
+      })
+      for (const row of rows) revoked.set(row.sid, row.expiresAt.getTime())
+    }
+
+    function onNotification(message: pg.Notification) {
+      const [sid, expiresAt] = (message.payload ?? '').split('|')
+      if (sid && expiresAt) revoked.set(sid, Number(expiresAt))
+    }
+
+    function scheduleReconnect() {
+      listening = false
+      if (closing || reconnectTimer) return
+      reconnectTimer = setTimeout(() => {
+        reconnectTimer = undefined
+        connect().catch(() => scheduleReconnect())
+      }, reconnectDelay)
+      reconnectTimer.unref()
+      reconnectDelay = Math.min(reconnectDelay * 2, MAX_RECONNECT_DELAY_MS)
+    }
+
+    async function connect() {
+      const next = new pg.Client({ connectionString: config.DATABASE_URL, connectionTimeoutMillis: 3000 })
+      next.on('notification', onNotification)
+      next.on('error', (error) => {
+        log.warn({ err: error }, 'revocation listener lost its connection')
+        void next.end().catch(() => undefined)
+        if (client === next) scheduleReconnect()
+      })
+      next.on('end', () => {
+        if (client === next) scheduleReconnect()
+      })
+      try {
+        await next.connect()
+        await next.query(`LISTEN ${REVOCATION_CHANNEL}`)
+        client = next
+        // Listen first, then load: nothing revoked in between is missed.
+        await reload()
+      } catch (error) {
+        await next.end().catch(() => undefined)
+        throw error
+      }
+      listening = true
+      reconnectDelay = 250
+    }
+
+    const sweep = setInterval(() => {
+      const now = Date.now()
+      for (const [sid, expiresAt] of revoked) if (expiresAt <= now) revoked.delete(sid)
+      prisma.revokedSession
+        .deleteMany({ where: { expiresAt: { lte: new Date(now) } } })
+        .catch((error: unknown) => log.debug({ err: error }, 'could not prune revoked sessions'))
+    }, SWEEP_INTERVAL_MS)
+    sweep.unref()
+
+    const store: RevocationStore = {
+      isRevoked(sessionId) {
+        const expiresAt = revoked.get(sessionId)
+        return expiresAt !== undefined && expiresAt > Date.now()
+      },
+      async revokeInTransaction(tx, sessionIds) {
+        const expiresAt = new Date(Date.now() + entryLifetimeMs)
+        if (sessionIds.length === 0) return expiresAt
+        await tx.revokedSession.createMany({
+          data: sessionIds.map((sid) => ({ sid, expiresAt })),
+          skipDuplicates: true
+        })
+        for (const sid of sessionIds) {
+          await tx.$executeRaw`SELECT pg_notify(${REVOCATION_CHANNEL}, ${`${sid}|${expiresAt.getTime()}`})`
+        }
+        return expiresAt
+      },
+      remember(sessionIds, expiresAt) {
+        for (const sid of sessionIds) revoked.set(sid, expiresAt.getTime())
+      },
+      get listening() {
+        return listening
+      }
+    }
+    fastify.decorate('revocations', store)
+
+    fastify.addHook('onReady', async () => {
+      try {
+        await connect()
+      } catch (error) {
+        log.warn({ err: error }, 'revocation listener could not connect; retrying')
+        scheduleReconnect()
+      }
+    })
+    fastify.addHook('onClose', async () => {
+      closing = true
+      clearInterval(sweep)
+      if (reconnectTimer) clearTimeout(reconnectTimer)
+      const current = client
+      client = undefined
+      await current?.end().catch(() => undefined)
+    })
+  },
+  { name: 'revocations', dependencies: ['config', 'prisma'] }
+)

@@ -1,0 +1,113 @@
+// The one error handler: every error leaves the service in the contract's
+// shape. Problem details (RFC 9457) everywhere, RFC 6749 errors on routes that
+// set `config.oauthErrors`, and never a stack trace or internal message on 5xx.
+import { STATUS_CODES } from 'node:http'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { type FieldError, OAuthError, ProblemError } from '../../lib/errors.js'
+import { isDatabaseUnavailable } from '../../lib/database-errors.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Answer errors of this route as RFC 6749 token errors. */
+    oauthErrors?: boolean
+  }
+}
+
+interface ValidationIssue {
+  instancePath: string
+  keyword: string
+  params: Record<string, unknown>
+  message?: string
+}
+
+/** Names the offending field of each schema violation ("title", "limit", "body"). */
+export function fieldErrors(validation: ValidationIssue[], context: string | undefined): FieldError[] {
+  return validation.map((issue) => {
+    const path = issue.instancePath.split('/').filter(Boolean)
+    const missing = issue.params.missingProperty ?? issue.params.additionalProperty
+    if (typeof missing === 'string') path.push(missing)
+    const field = path.length > 0 ? path.join('.') : (context ?? 'body')
+    const message =
+      issue.keyword === 'additionalProperties' ? 'is not an allowed property' : (issue.message ?? 'is invalid')
+    return { field, message }
+  })
+}
+
+function sendProblem(
+  reply: FastifyReply,
+  status: number,
+  detail: string,
+  extra: { errors?: FieldError[]; headers?: Record<string, string> } = {}
+) {
+  if (extra.headers) reply.headers(extra.headers)
+  return reply
+    .code(status)
+    .type('application/problem+json')
+    .send({
+      type: 'about:blank',
+      title: STATUS_CODES[status] ?? 'Error',
+      status,
+      detail,
+      ...(extra.errors ? { errors: extra.errors } : {})
+    })
+}
+
+function sendOAuthError(reply: FastifyReply, status: number, error: string, description: string) {
+  return reply
+    .code(status)
+    .header('cache-control', 'no-store')
+    .header('pragma', 'no-cache')
+    .type('application/json')
+    .send({ error, error_description: description })
+}
+
+function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
+  const oauth = request.routeOptions.config?.oauthErrors === true
+
+  if (error instanceof OAuthError) {
+    reply.headers(error.headers)
+    return sendOAuthError(reply, error.statusCode, error.error, error.message)
+  }
+  if (error instanceof ProblemError) {
+    return sendProblem(reply, error.statusCode, error.message, { errors: error.errors, headers: error.headers })
+  }
+
+  const fastifyError = error as FastifyError
+  if (fastifyError.validation) {
+    const errors = fieldErrors(fastifyError.validation as ValidationIssue[], fastifyError.validationContext)
+    if (oauth) {
+      const fields = [...new Set(errors.map((e) => e.field))].join(', ')
+      return sendOAuthError(reply, 400, 'invalid_request', `Invalid or missing parameter: ${fields}.`)
+    }
+    return sendProblem(reply, 400, 'The request is not valid.', { errors })
+  }
+
+  if (isDatabaseUnavailable(error)) {
+    request.log.warn({ err: error }, 'database unavailable')
+    return sendProblem(reply, 503, 'The service is temporarily unavailable. Try again shortly.', {
+      headers: { 'retry-after': '5' }
+    })
+  }
+
+  const status = fastifyError.statusCode ?? 500
+  if (status >= 400 && status < 500) {
+    // Fastify's own 4xx errors (bad JSON, wrong content type, body too large) carry safe messages.
+    if (oauth && status === 400) return sendOAuthError(reply, 400, 'invalid_request', error.message)
+    if (status === 429) return sendProblem(reply, 429, error.message, { headers: { 'retry-after': String(reply.getHeader('retry-after') ?? 60) } })
+    return sendProblem(reply, status, error.message)
+  }
+
+  request.log.error({ err: error }, 'unhandled error')
+  return sendProblem(reply, status >= 500 && status < 600 ? status : 500, 'An unexpected error occurred.')
+}
+
+export default fp(
+  async function errorsPlugin(fastify) {
+    fastify.setErrorHandler(handleError)
+    fastify.setNotFoundHandler((request, reply) =>
+      sendProblem(reply, 404, `No route for ${request.method} ${request.url.split('?')[0]}.`)
+    )
+  },
+  { name: 'errors' }
+)

@@ -1,0 +1,94 @@
+// Service clients and their secret generations. A client's access tokens
+// carry the id of the secret generation that minted them as `sid`, so
+// rotating the secret or deleting the client revokes them like a session.
+import type { PrismaClient } from '../generated/prisma/client.js'
+import { notFound } from '../lib/errors.js'
+import { CLIENT_SECRET_PREFIX, hashOpaqueToken, newOpaqueToken, sameHash } from '../lib/opaque-tokens.js'
+import { afterCursor, decodeCursor, toPage } from './cursor.js'
+import type { SessionsRepository } from './sessions.js'
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+// Compared against when the client is unknown, so both paths do the same work.
+const DUMMY_HASH = hashOpaqueToken('no such client')
+
+interface ClientRow {
+  id: string
+  name: string
+  scopes: string[]
+  createdAt: Date
+}
+
+export const toClientDto = (client: ClientRow) => ({
+  client_id: client.id,
+  name: client.name,
+  scopes: client.scopes,
+  created_at: client.createdAt.toISOString()
+})
+
+const clientSelect = { id: true, name: true, scopes: true, createdAt: true } as const
+
+export function createClientsRepository(prisma: PrismaClient, sessions: SessionsRepository) {
+  return {
+    async create(name: string, scopes: string[]) {
+      const secret = newOpaqueToken(CLIENT_SECRET_PREFIX)
+      const client = await prisma.client.create({
+        data: { name, scopes, secrets: { create: { secretHash: secret.hash } } },
+        select: clientSelect
+      })
+      return { ...toClientDto(client), client_secret: secret.token }
+    },
+
+    async list(query: { limit: number; cursor?: string }) {
+      const rows = await prisma.client.findMany({
+        where: afterCursor(decodeCursor(query.cursor), 'asc'),
+        orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+        take: query.limit + 1,
+        select: clientSelect
+      })
+      return toPage(rows, query.limit, toClientDto)
+    },
+
+    /** Replaces the secret; the old one and every token minted with it stop working. */
+    async rotateSecret(id: string) {
+      const secret = newOpaqueToken(CLIENT_SECRET_PREFIX)
+      return sessions.withRevocation(async (tx) => {
+        const client = await tx.client.findUnique({ where: { id }, select: clientSelect })
+        if (!client) throw notFound('Client')
+        const old = await tx.clientSecret.findMany({ where: { clientId: id, revokedAt: null }, select: { id: true } })
+        await tx.clientSecret.updateMany({ where: { clientId: id, revokedAt: null }, data: { revokedAt: new Date() } })
+        await tx.clientSecret.create({ data: { clientId: id, secretHash: secret.hash } })
+        return { result: { ...toClientDto(client), client_secret: secret.token }, revoked: old.map((s) => s.id) }
+      })
+    },
+
+    async delete(id: string) {
+      return sessions.withRevocation(async (tx) => {
+        const secrets = await tx.clientSecret.findMany({ where: { clientId: id }, select: { id: true } })
+        const deleted = await tx.client.deleteMany({ where: { id } })
+        if (deleted.count === 0) throw notFound('Client')
+        return { result: undefined, revoked: secrets.map((s) => s.id) }
+      })
+    },
+
+    /** The client and the secret generation that match, or undefined. */
+    async authenticate(clientId: string, secret: string) {
+      const presented = hashOpaqueToken(secret)
+      if (!UUID.test(clientId)) {
+        sameHash(presented, DUMMY_HASH)
+        return undefined
+      }
+      const client = await prisma.client.findUnique({
+        where: { id: clientId },
+        select: { id: true, scopes: true, secrets: { where: { revokedAt: null }, select: { id: true, secretHash: true } } }
+      })
+      const match = client?.secrets.find((candidate) => sameHash(presented, candidate.secretHash))
+      if (!client || !match) {
+        sameHash(presented, DUMMY_HASH)
+        return undefined
+      }
+      return { clientId: client.id, secretId: match.id, scopes: client.scopes }
+    }
+  }
+}
+
+export type ClientsRepository = ReturnType<typeof createClientsRepository>

@@ -1,0 +1,43 @@
+// Keyset pagination cursors: an opaque base64url of (created_at, id), the
+// sort key of every list. A cursor that does not decode is a 400.
+import { badRequest } from '../lib/errors.js'
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+export interface CursorKey {
+  createdAt: Date
+  id: string
+}
+
+export function encodeCursor(key: CursorKey): string {
+  return Buffer.from(`${key.createdAt.toISOString()}|${key.id}`).toString('base64url')
+}
+
+export function decodeCursor(cursor: string | undefined): CursorKey | undefined {
+  if (cursor === undefined) return undefined
+  const [time, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|')
+  const createdAt = new Date(time ?? '')
+  if (!id || !UUID.test(id) || Number.isNaN(createdAt.getTime())) {
+    throw badRequest('The request is not valid.', [{ field: 'cursor', message: 'is not a cursor this service issued' }])
+  }
+  return { createdAt, id }
+}
+
+/** Rows strictly after the cursor in (created_at, id) order, newest or oldest first. */
+export function afterCursor(key: CursorKey | undefined, direction: 'desc' | 'asc') {
+  if (!key) return {}
+  const beyond = direction === 'desc' ? 'lt' : 'gt'
+  return {
+    OR: [{ createdAt: { [beyond]: key.createdAt } }, { createdAt: key.createdAt, id: { [beyond]: key.id } }]
+  }
+}
+
+/** Splits `limit + 1` fetched rows into a page and the cursor of the next one. */
+export function toPage<Row extends CursorKey, Item>(rows: Row[], limit: number, map: (row: Row) => Item) {
+  const page = rows.slice(0, limit)
+  const last = page.at(-1)
+  return {
+    data: page.map(map),
+    next_cursor: rows.length > limit && last ? encodeCursor(last) : null
+  }
+}

@@ -1,0 +1,264 @@
+// Accounts and tokens: signup, the OAuth2 token endpoint (password,
+// refresh_token and client_credentials grants), RFC 7009 revocation, logout.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
+import { badRequest, OAuthError } from '../lib/errors.js'
+import { REFRESH_TOKEN_PREFIX } from '../lib/opaque-tokens.js'
+import type { Principal } from '../plugins/infra/jwt.js'
+import { grantScopes, parseScope, scopesForRole } from '../lib/scopes.js'
+import { OAuthErrorResponse, RevokeBody, TokenBody, TokenResponse } from '../schemas/auth.js'
+import { NoContent, problems } from '../schemas/common.js'
+import { SignupBody, UserRef } from '../schemas/users.js'
+import { trimFields } from '../lib/trim.js'
+
+/** Password logins without client authentication are made by this public client. */
+export const PUBLIC_CLIENT_ID = 'public'
+
+interface ClientCredentials {
+  clientId: string
+  clientSecret: string
+  viaBasic: boolean
+}
+
+/**
+ * The client credentials of a token request (RFC 6749 §2.3.1): HTTP Basic
+ * with form-encoded id and secret, or `client_id`/`client_secret` in the
+ * body, never both. An empty Basic pair (as API consoles send for public
+ * clients) counts as none.
+ */
+function clientCredentials(request: FastifyRequest, body: { client_id?: string; client_secret?: string }) {
+  const header = request.headers.authorization
+  let basic: ClientCredentials | undefined
+  if (header && /^Basic /i.test(header)) {
+    const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8')
+    const separator = decoded.indexOf(':')
+    if (separator < 0) throw new OAuthError('invalid_client', 'Malformed HTTP Basic credentials.', { basicChallenge: true })
+    try {
+      basic = {
+        clientId: decodeURIComponent(decoded.slice(0, separator).replace(/\+/g, ' ')),
+        clientSecret: decodeURIComponent(decoded.slice(separator + 1).replace(/\+/g, ' ')),
+        viaBasic: true
+      }
+    } catch {
+      throw new OAuthError('invalid_client', 'Malformed HTTP Basic credentials.', { basicChallenge: true })
+    }
+    if (!basic.clientId && !basic.clientSecret) basic = undefined
+  }
+  const inBody = body.client_secret !== undefined
+  if (basic && (inBody || body.client_id)) {
+    throw new OAuthError('invalid_request', 'Send client credentials with HTTP Basic or in the body, not both.')
+  }
+  if (basic) return basic
+  if (inBody) return { clientId: body.client_id ?? '', clientSecret: body.client_secret ?? '', viaBasic: false }
+  return undefined
+}
+
+const tokenDescription = `The OAuth2 token endpoint (RFC 6749). Send \`application/x-www-form-urlencoded\` (JSON is accepted too).
+
+- \`grant_type=password\`: \`username\` (the email), \`password\`, optional \`scope\` → access and refresh token.
+- \`grant_type=refresh_token\`: \`refresh_token\`, optional narrower \`scope\` → a new access token and a **new** refresh token; the old one is spent, and presenting it again ends the session.
+- \`grant_type=client_credentials\`: client authentication (HTTP Basic or \`client_id\`/\`client_secret\`), optional \`scope\` → access token only.`
+
+const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { usersRepository: users, sessionsRepository: sessions, clientsRepository: clients, auditLog } = fastify
+  const { passwords, tokens, config } = fastify
+  const rateLimit = { max: config.AUTH_RATE_LIMIT_MAX, timeWindow: config.AUTH_RATE_LIMIT_WINDOW * 1000 }
+
+  /** A user's token ends its whole session; a service client's token is revoked alone. */
+  const endCallerSession = (principal: Principal, reason: 'logout' | 'revoked') =>
+    principal.kind === 'user' ? sessions.end(principal.sessionId, reason) : sessions.revokeToken(principal.tokenId)
+  const auditSubject = (principal: Principal) =>
+    principal.kind === 'user' ? { userId: principal.id, sessionId: principal.sessionId } : { clientId: principal.id }
+
+  fastify.post(
+    '/auth/signup',
+    {
+      config: { rateLimit },
+      preValidation: trimFields(['email', 'full_name']),
+      schema: {
+        tags: ['Accounts'],
+        summary: 'Create an account',
+        description: 'Creates a user account with the `user` role. The email is stored lower-cased.',
+        body: SignupBody,
+        response: {
+          201: UserRef,
+          ...problems({ 400: 'Invalid body or weak password', 409: 'The email is taken', 429: 'Too many attempts' })
+        }
+      }
+    },
+    async (request, reply) => {
+      const { email, full_name: fullName, password } = request.body
+      const weak = passwords.policyErrors(password, 'password', email)
+      if (weak.length > 0) throw badRequest('The password does not meet the policy.', weak)
+      const user = await users.create({ email, fullName, passwordHash: await passwords.hash(password) })
+      await auditLog.record('user.signup', request, { userId: user.id })
+      return reply.code(201).header('location', `/users/${user.id}`).send(user)
+    }
+  )
+
+  fastify.post(
+    '/auth/token',
+    {
+      config: { oauthErrors: true, rateLimit },
+      schema: {
+        tags: ['Accounts'],
+        summary: 'Get tokens (OAuth2 token endpoint)',
+        description: tokenDescription,
+        consumes: ['application/x-www-form-urlencoded', 'application/json'],
+        body: TokenBody,
+        response: {
+          200: TokenResponse,
+          400: { ...OAuthErrorResponse, description: 'RFC 6749 error' },
+          401: { ...OAuthErrorResponse, description: '`invalid_client`' },
+          ...problems({ 429: 'Too many attempts' })
+        }
+      }
+    },
+    async (request, reply) => {
+      const body = request.body
+      const credentials = clientCredentials(request, body)
+      let client: Awaited<ReturnType<typeof clients.authenticate>>
+      if (credentials) {
+        client = await clients.authenticate(credentials.clientId, credentials.clientSecret)
+        if (!client) {
+          await auditLog.record('client.failure', request)
+          throw new OAuthError('invalid_client', 'Client authentication failed.', { basicChallenge: credentials.viaBasic })
+        }
+      }
+      reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+
+      switch (body.grant_type) {
+        case 'password': {
+          if (!body.username || body.password === undefined) {
+            throw new OAuthError('invalid_request', 'The password grant needs "username" and "password".')
+          }
+          const account = await users.findCredentials(body.username)
+          const check = await passwords.verify(account?.passwordHash, body.password)
+          if (!account || !check.valid || !account.isActive) {
+            await auditLog.record('login.failure', request, { userId: account?.id })
+            throw new OAuthError('invalid_grant', 'The email or password is incorrect.')
+          }
+          const scope = grantScopes(body.scope, scopesForRole(account.role))
+          if (check.needsRehash) await users.rehash(account.id, await passwords.hash(body.password))
+          const session = await sessions.start(account.id, scope)
+          await auditLog.record('login.success', request, { userId: account.id, sessionId: session.sessionId })
+          const access = tokens.issueAccessToken({
+            sub: account.id,
+            clientId: client?.clientId ?? PUBLIC_CLIENT_ID,
+            scope,
+            sid: session.sessionId
+          })
+          return {
+            access_token: access.accessToken,
+            token_type: 'bearer' as const,
+            expires_in: access.expiresIn,
+            refresh_token: session.refreshToken,
+            scope
+          }
+        }
+
+        case 'refresh_token': {
+          if (!body.refresh_token) throw new OAuthError('invalid_request', 'The refresh_token grant needs "refresh_token".')
+          const result = await sessions.rotate(body.refresh_token, parseScope(body.scope))
+          if (result.outcome === 'reused') {
+            await auditLog.record('refresh_token.reuse', request, { userId: result.userId, sessionId: result.sessionId })
+          }
+          if (result.outcome !== 'rotated') {
+            throw new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked.')
+          }
+          await auditLog.record('token.refresh', request, { userId: result.userId, sessionId: result.sessionId })
+          const access = tokens.issueAccessToken({
+            sub: result.userId,
+            clientId: client?.clientId ?? PUBLIC_CLIENT_ID,
+            scope: result.scope,
+            sid: result.sessionId
+          })
+          return {
+            access_token: access.accessToken,
+            token_type: 'bearer' as const,
+            expires_in: access.expiresIn,
+            refresh_token: result.refreshToken,
+            scope: result.scope
+          }
+        }
+
+        case 'client_credentials': {
+          if (!client) {
+            throw new OAuthError('invalid_client', 'The client_credentials grant needs client authentication.', {
+              basicChallenge: true
+            })
+          }
+          const scope = grantScopes(body.scope, client.scopes)
+          await auditLog.record('client.token', request, { clientId: client.clientId })
+          const access = tokens.issueAccessToken({
+            sub: client.clientId,
+            clientId: client.clientId,
+            scope,
+            sid: client.secretId
+          })
+          return { access_token: access.accessToken, token_type: 'bearer' as const, expires_in: access.expiresIn, scope }
+        }
+
+        default:
+          throw new OAuthError('unsupported_grant_type', `The grant type "${body.grant_type}" is not supported.`)
+      }
+    }
+  )
+
+  fastify.post(
+    '/auth/revoke',
+    {
+      config: { oauthErrors: true, rateLimit },
+      schema: {
+        tags: ['Accounts'],
+        summary: 'Revoke a token (RFC 7009)',
+        description:
+          'Revokes a refresh token or an access token. For a user, the whole session ends: its refresh token and every access token it produced. Answers 200 whether or not the token was valid, so it tells nothing about tokens.',
+        consumes: ['application/x-www-form-urlencoded', 'application/json'],
+        body: RevokeBody,
+        response: { 200: Type.Unsafe<undefined>({ type: 'null', description: 'Revoked, or nothing to revoke.' }), 400: OAuthErrorResponse }
+      }
+    },
+    async (request, reply) => {
+      const { token } = request.body
+      reply.header('cache-control', 'no-store')
+      if (token.startsWith(REFRESH_TOKEN_PREFIX)) {
+        const session = await sessions.findByRefreshToken(token)
+        if (session) {
+          await sessions.end(session.id, 'revoked')
+          await auditLog.record('session.revoked', request, { userId: session.userId, sessionId: session.id })
+        }
+        return reply.code(200).send()
+      }
+      const principal = tokens.verifyAccessToken(token)
+      if (principal) {
+        await endCallerSession(principal, 'revoked')
+        await auditLog.record('session.revoked', request, auditSubject(principal))
+      }
+      return reply.code(200).send()
+    }
+  )
+
+  fastify.post(
+    '/auth/logout',
+    {
+      onRequest: [fastify.authenticate],
+      schema: {
+        tags: ['Accounts'],
+        summary: 'Log out',
+        description:
+          "Ends the caller's session: its refresh token and every access token it produced stop working at once. For a service client, the presented token is revoked.",
+        security: [{ oauth2: [] }],
+        response: { 204: NoContent, ...problems({ 401: 'Missing, invalid or revoked token' }) }
+      }
+    },
+    async (request, reply) => {
+      await endCallerSession(request.user, 'logout')
+      await auditLog.record('session.logout', request, auditSubject(request.user))
+      return reply.code(204).send()
+    }
+  )
+}
+
+export default authRoutes

@@ -1,0 +1,96 @@
+// Service clients (OAuth2 client-credentials), for holders of `clients:manage`.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { Client, ClientWithSecret, CreateClientBody } from '../schemas/clients.js'
+import { Cursor, IdParams, Limit, NoContent, Page, problems } from '../schemas/common.js'
+
+const managed = { 401: 'Missing, invalid or revoked token', 403: 'Needs clients:manage' }
+
+const clientsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { clientsRepository: clients, auditLog } = fastify
+  const manager = [fastify.authenticate, fastify.requireScope('clients:manage')]
+  const actor = (request: { user: { kind: string; id: string } }) =>
+    request.user.kind === 'user' ? { userId: request.user.id } : {}
+
+  fastify.post(
+    '/clients',
+    {
+      onRequest: manager,
+      preValidation: async (request) => {
+        const body = request.body as { name?: unknown }
+        if (typeof body?.name === 'string') body.name = body.name.trim()
+      },
+      schema: {
+        tags: ['Service clients'],
+        summary: 'Register a service client',
+        description: 'The `client_secret` is shown only in this answer; it is stored as a hash.',
+        security: [{ oauth2: ['clients:manage'] }],
+        body: CreateClientBody,
+        response: { 201: ClientWithSecret, ...problems({ ...managed, 400: 'Invalid body' }) }
+      }
+    },
+    async (request, reply) => {
+      const client = await clients.create(request.body.name, request.body.scopes)
+      await auditLog.record('client.created', request, { ...actor(request), clientId: client.client_id })
+      return reply.code(201).header('location', `/clients/${client.client_id}`).send(client)
+    }
+  )
+
+  fastify.get(
+    '/clients',
+    {
+      onRequest: manager,
+      schema: {
+        tags: ['Service clients'],
+        summary: 'List service clients',
+        description: 'Never shows secrets.',
+        security: [{ oauth2: ['clients:manage'] }],
+        querystring: Type.Object({ limit: Limit, cursor: Type.Optional(Cursor) }, { additionalProperties: false }),
+        response: { 200: Page(Client), ...problems({ ...managed, 400: 'Invalid query' }) }
+      }
+    },
+    async (request) => clients.list(request.query)
+  )
+
+  fastify.post(
+    '/clients/:id/secret',
+    {
+      onRequest: manager,
+      schema: {
+        tags: ['Service clients'],
+        summary: 'Rotate a client secret',
+        description: 'Issues a new secret. The old one, and every token minted with it, stop working at once.',
+        security: [{ oauth2: ['clients:manage'] }],
+        params: IdParams,
+        response: { 200: ClientWithSecret, ...problems({ ...managed, 404: 'Unknown client' }) }
+      }
+    },
+    async (request) => {
+      const client = await clients.rotateSecret(request.params.id)
+      await auditLog.record('client.secret_rotated', request, { ...actor(request), clientId: client.client_id })
+      return client
+    }
+  )
+
+  fastify.delete(
+    '/clients/:id',
+    {
+      onRequest: manager,
+      schema: {
+        tags: ['Service clients'],
+        summary: 'Delete a service client',
+        description: 'Its tokens stop working at once.',
+        security: [{ oauth2: ['clients:manage'] }],
+        params: IdParams,
+        response: { 204: NoContent, ...problems({ ...managed, 404: 'Unknown client' }) }
+      }
+    },
+    async (request, reply) => {
+      await clients.delete(request.params.id)
+      await auditLog.record('client.deleted', request, { ...actor(request), clientId: request.params.id })
+      return reply.code(204).send()
+    }
+  )
+}
+
+export default clientsRoutes

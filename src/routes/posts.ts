@@ -1,0 +1,150 @@
+// The blog: anyone reads; holders of `posts:write` write; only the author (or
+// an admin) changes or deletes a post, with optimistic concurrency (If-Match).
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import { forbidden, notFound, ProblemError } from '../lib/errors.js'
+import { trimFields } from '../lib/trim.js'
+import { postEtag, toPostDto } from '../repositories/posts.js'
+import { IdParams, NoContent, Page, problems } from '../schemas/common.js'
+import { CreatePostBody, Post, PostRef, PostsQuery, UpdatePostBody } from '../schemas/posts.js'
+
+const writeProblems = {
+  400: 'Invalid body',
+  401: 'Missing, invalid or revoked token',
+  403: 'Not the author, or missing posts:write',
+  404: 'Unknown post',
+  412: 'The post changed since the If-Match version'
+}
+
+/** RFC 9110 §13.1.1: `*`, or a list of strong ETags one of which must match. */
+function ifMatchFails(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false
+  if (header.trim() === '*') return false
+  return !header.split(',').some((candidate) => candidate.trim() === etag)
+}
+
+function ifNoneMatchHits(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false
+  if (header.trim() === '*') return true
+  return header.split(',').some((candidate) => candidate.trim().replace(/^W\//, '') === etag)
+}
+
+const postsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { postsRepository: posts, usersRepository: users } = fastify
+  const writer = [fastify.authenticate, fastify.requireScope('posts:write'), fastify.requireUser]
+
+  /** The post, if the caller is its author or an admin: else 404 or 403. Also checks If-Match. */
+  async function editablePost(request: FastifyRequest, id: string) {
+    const post = await posts.find(id)
+    if (!post) throw notFound('Post')
+    if (post.authorId !== request.user.id && !(await users.isAdmin(request.user.id))) {
+      throw forbidden('Only the author or an admin may change this post.')
+    }
+    if (ifMatchFails(request.headers['if-match'], postEtag(post))) {
+      throw new ProblemError(412, 'The post has changed since you read it; fetch it again.')
+    }
+    return post
+  }
+
+  fastify.get(
+    '/posts',
+    {
+      schema: {
+        tags: ['Posts'],
+        summary: 'List posts',
+        description: 'Newest first. Filter by `author_id`; pass `next_cursor` as `cursor` for the next page.',
+        querystring: PostsQuery,
+        response: { 200: Page(Post), ...problems({ 400: 'Invalid query' }) }
+      }
+    },
+    async (request) =>
+      posts.list({ limit: request.query.limit, cursor: request.query.cursor, authorId: request.query.author_id })
+  )
+
+  fastify.get(
+    '/posts/:id',
+    {
+      schema: {
+        tags: ['Posts'],
+        summary: 'A post',
+        description: 'Answers with an `ETag`; send it back as `If-Match` when you update, or `If-None-Match` to get 304.',
+        params: IdParams,
+        response: { 200: PostRef, 304: NoContent, ...problems({ 404: 'Unknown post' }) }
+      }
+    },
+    async (request, reply) => {
+      const post = await posts.find(request.params.id)
+      if (!post) throw notFound('Post')
+      const etag = postEtag(post)
+      reply.header('etag', etag)
+      if (ifNoneMatchHits(request.headers['if-none-match'], etag)) return reply.code(304).send()
+      return toPostDto(post)
+    }
+  )
+
+  fastify.post(
+    '/posts',
+    {
+      onRequest: writer,
+      preValidation: trimFields(['title', 'content']),
+      schema: {
+        tags: ['Posts'],
+        summary: 'Publish a post',
+        security: [{ oauth2: ['posts:write'] }],
+        body: CreatePostBody,
+        response: { 201: PostRef, ...problems({ 400: 'Invalid body', 401: writeProblems[401], 403: 'Missing posts:write' }) }
+      }
+    },
+    async (request, reply) => {
+      const post = await posts.create(request.user.id, request.body)
+      return reply.code(201).header('location', `/posts/${post.id}`).header('etag', postEtag(post)).send(toPostDto(post))
+    }
+  )
+
+  fastify.patch(
+    '/posts/:id',
+    {
+      onRequest: writer,
+      preValidation: trimFields(['title', 'content']),
+      schema: {
+        tags: ['Posts'],
+        summary: 'Edit a post',
+        description: 'The author or an admin. Send `If-Match` with the ETag you read to avoid overwriting a newer edit (412).',
+        security: [{ oauth2: ['posts:write'] }],
+        params: IdParams,
+        body: UpdatePostBody,
+        response: { 200: PostRef, ...problems(writeProblems) }
+      }
+    },
+    async (request, reply) => {
+      const post = await editablePost(request, request.params.id)
+      const updated = await posts.update(post.id, post.version, request.body)
+      if (!updated) throw new ProblemError(412, 'The post changed while you were editing it; fetch it again.')
+      return reply.header('etag', postEtag(updated)).send(toPostDto(updated))
+    }
+  )
+
+  fastify.delete(
+    '/posts/:id',
+    {
+      onRequest: writer,
+      schema: {
+        tags: ['Posts'],
+        summary: 'Delete a post',
+        description: 'The author or an admin. Honours `If-Match`.',
+        security: [{ oauth2: ['posts:write'] }],
+        params: IdParams,
+        response: { 204: NoContent, ...problems({ ...writeProblems, 400: 'Invalid id' }) }
+      }
+    },
+    async (request, reply) => {
+      const post = await editablePost(request, request.params.id)
+      if (!(await posts.delete(post.id, post.version))) {
+        throw new ProblemError(412, 'The post changed while you were deleting it; fetch it again.')
+      }
+      return reply.code(204).send()
+    }
+  )
+}
+
+export default postsRoutes

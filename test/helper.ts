@@ -1,0 +1,143 @@
+// Builds the app for a test exactly as the server does (minus `listen`), on a
+// database of the test file's own, and closes it afterwards. Also the small
+// steps most tests share: sign up, log in, make an admin, a service client.
+import { generateKeyPairSync, randomUUID } from 'node:crypto'
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import { afterAll, beforeAll } from 'vitest'
+import app, { serverOptions } from '../src/app.js'
+import { type Config, loadConfig } from '../src/config.js'
+import { createTestDatabase } from './database.js'
+
+// One signing key for the whole file: real Ed25519 signatures.
+export const TEST_PRIVATE_KEY = generateKeyPairSync('ed25519')
+  .privateKey.export({ format: 'pem', type: 'pkcs8' })
+  .toString()
+
+let database: Promise<{ url: string; drop(): Promise<void> }> | undefined
+
+/** This file's database, created on first use and dropped after the file. */
+export function fileDatabase() {
+  if (!database) {
+    database = createTestDatabase()
+    afterAll(async () => {
+      await (await database)?.drop()
+    })
+  }
+  return database
+}
+
+export async function testConfig(overrides: Partial<Config> = {}): Promise<Config> {
+  const { url } = await fileDatabase()
+  return loadConfig(
+    {
+      DATABASE_URL: url,
+      LOG_LEVEL: 'silent',
+      JWT_PRIVATE_KEY: TEST_PRIVATE_KEY,
+      // Real argon2id, with parameters cheap enough for a test suite.
+      ARGON2_MEMORY_KIB: '4096',
+      ARGON2_TIME_COST: '2',
+      ARGON2_PARALLELISM: '1',
+      AUTH_RATE_LIMIT_MAX: '100000',
+      DATABASE_POOL_SIZE: '5'
+    },
+    overrides
+  )
+}
+
+/** Builds and readies an app; the caller closes it. */
+export async function buildApp(overrides: Partial<Config> = {}, fastifyOptions = {}): Promise<FastifyInstance> {
+  const config = await testConfig(overrides)
+  const fastify = Fastify({ ...serverOptions(config), ...fastifyOptions })
+  await fastify.register(app, { config })
+  await fastify.ready()
+  return fastify
+}
+
+/**
+ * An app for every test of the enclosing file or `describe`, built before
+ * them and closed after them.
+ */
+export function useApp(overrides: Partial<Config> = {}) {
+  const context = {} as { app: FastifyInstance }
+  fileDatabase()
+  beforeAll(async () => {
+    context.app = await buildApp(overrides)
+  })
+  afterAll(async () => {
+    await context.app?.close()
+  })
+  return context
+}
+
+export const uniqueEmail = (label = 'user') => `${label}-${randomUUID().slice(0, 8)}@example.com`
+export const PASSWORD = 'correct horse battery staple'
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+
+export interface TokenAnswer {
+  access_token: string
+  refresh_token?: string
+  token_type: string
+  expires_in: number
+  scope: string
+}
+
+export async function signup(fastify: FastifyInstance, input: { email?: string; password?: string; full_name?: string } = {}) {
+  const body = { email: input.email ?? uniqueEmail(), full_name: input.full_name ?? 'Test User', password: input.password ?? PASSWORD }
+  const response = await fastify.inject({ method: 'POST', url: '/auth/signup', payload: body })
+  if (response.statusCode !== 201) throw new Error(`signup failed: ${response.statusCode} ${response.body}`)
+  return { ...(response.json() as { id: string; email: string }), password: body.password }
+}
+
+/** A form-encoded token request, as an OAuth2 client sends it. */
+export function tokenRequest(
+  fastify: FastifyInstance,
+  form: Record<string, string>,
+  headers: Record<string, string> = {}
+): Promise<LightMyRequestResponse> {
+  return fastify.inject({
+    method: 'POST',
+    url: '/auth/token',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    payload: new URLSearchParams(form).toString()
+  })
+}
+
+export async function login(fastify: FastifyInstance, email: string, password = PASSWORD, scope?: string) {
+  const response = await tokenRequest(fastify, { grant_type: 'password', username: email, password, ...(scope ? { scope } : {}) })
+  if (response.statusCode !== 200) throw new Error(`login failed: ${response.statusCode} ${response.body}`)
+  return response.json() as TokenAnswer
+}
+
+/** A signed-up, logged-in user. */
+export async function userWithToken(fastify: FastifyInstance, input: { email?: string; full_name?: string } = {}) {
+  const user = await signup(fastify, input)
+  const tokens = await login(fastify, user.email)
+  return { ...user, tokens, headers: bearer(tokens.access_token) }
+}
+
+/** A logged-in admin (signed up, then promoted directly in the database). */
+export async function adminWithToken(fastify: FastifyInstance) {
+  const user = await signup(fastify, { email: uniqueEmail('admin'), full_name: 'Admin' })
+  await fastify.prisma.user.update({ where: { id: user.id }, data: { role: 'admin' } })
+  const tokens = await login(fastify, user.email)
+  return { ...user, tokens, headers: bearer(tokens.access_token) }
+}
+
+/** A registered service client with the given scopes, and its credentials. */
+export async function serviceClient(fastify: FastifyInstance, scopes: string[]) {
+  const client = await fastify.clientsRepository.create(`svc-${randomUUID().slice(0, 6)}`, scopes)
+  return { clientId: client.client_id, clientSecret: client.client_secret }
+}
+
+export const basicAuth = (id: string, secret: string) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`
+
+/** Asserts nothing; decodes a JWT's header and claims for inspection. */
+export function decodeJwt(token: string) {
+  const [header, payload] = token.split('.')
+  return {
+    header: JSON.parse(Buffer.from(header ?? '', 'base64url').toString()) as Record<string, unknown>,
+    claims: JSON.parse(Buffer.from(payload ?? '', 'base64url').toString()) as Record<string, unknown>
+  }
+}

@@ -1,0 +1,227 @@
+// Refresh-token rotation, reuse detection, session lifetimes, logout and
+// RFC 7009 revocation, on one instance and across instances.
+import { describe, expect, it } from 'vitest'
+import { bearer, buildApp, decodeJwt, login, PASSWORD, signup, tokenRequest, useApp, userWithToken } from './helper.js'
+
+const ctx = useApp()
+
+const refresh = (refreshToken: string, extra: Record<string, string> = {}) =>
+  tokenRequest(ctx.app, { grant_type: 'refresh_token', refresh_token: refreshToken, ...extra })
+const me = (accessToken: string) => ctx.app.inject({ method: 'GET', url: '/users/me', headers: bearer(accessToken) })
+
+describe('refresh token rotation', () => {
+  it('a refresh gives a new access token and a new refresh token in the same session', async () => {
+    const user = await userWithToken(ctx.app)
+    const response = await refresh(user.tokens.refresh_token ?? '')
+    expect(response.statusCode).toBe(200)
+    expect(response.headers['cache-control']).toBe('no-store')
+    const body = response.json()
+    expect(body).toEqual({
+      access_token: expect.any(String),
+      token_type: 'bearer',
+      expires_in: 900,
+      refresh_token: expect.stringMatching(/^bapi_rt_/),
+      scope: 'posts:write'
+    })
+    expect(body.refresh_token).not.toBe(user.tokens.refresh_token)
+    expect(decodeJwt(body.access_token).claims.sid).toBe(decodeJwt(user.tokens.access_token).claims.sid)
+    expect((await me(body.access_token)).statusCode).toBe(200)
+  })
+
+  it('stores refresh tokens only as hashes', async () => {
+    const user = await userWithToken(ctx.app)
+    const rows = await ctx.app.prisma.refreshToken.findMany({ where: { session: { userId: user.id } } })
+    expect(rows).toHaveLength(1)
+    expect(rows[0]?.tokenHash).toMatch(/^[0-9a-f]{64}$/)
+    expect(JSON.stringify(rows)).not.toContain(user.tokens.refresh_token)
+  })
+
+  it('a spent refresh token used again ends the whole session, access tokens included', async () => {
+    const user = await userWithToken(ctx.app)
+    const first = user.tokens.refresh_token ?? ''
+    const rotated = (await refresh(first)).json()
+    const replay = await refresh(first)
+    expect(replay.statusCode).toBe(400)
+    expect(replay.json()).toEqual({ error: 'invalid_grant', error_description: 'The refresh token is invalid, expired or revoked.' })
+    // The thief's replay killed the branch the legitimate client holds too.
+    expect((await refresh(rotated.refresh_token)).json().error).toBe('invalid_grant')
+    expect((await me(rotated.access_token)).statusCode).toBe(401)
+    expect((await me(user.tokens.access_token)).statusCode).toBe(401)
+    const events = await ctx.app.prisma.auditEvent.findMany({ where: { userId: user.id, kind: 'refresh_token.reuse' } })
+    expect(events).toHaveLength(1)
+    const session = await ctx.app.prisma.session.findFirstOrThrow({ where: { userId: user.id } })
+    expect(session.endReason).toBe('refresh_token_reuse')
+  })
+
+  it('two racing refreshes with one token never leave two live branches', async () => {
+    const user = await userWithToken(ctx.app)
+    const token = user.tokens.refresh_token ?? ''
+    const answers = await Promise.all([refresh(token), refresh(token), refresh(token)])
+    const winners = answers.filter((response) => response.statusCode === 200)
+    expect(winners.length).toBeLessThanOrEqual(1)
+    const live = await ctx.app.prisma.refreshToken.count({
+      where: { spentAt: null, session: { userId: user.id, endedAt: null } }
+    })
+    expect(live).toBeLessThanOrEqual(1)
+  })
+
+  it('a refresh may narrow the scope, never widen it, and a refused widening spends nothing', async () => {
+    const user = await signup(ctx.app)
+    await ctx.app.prisma.user.update({ where: { id: user.id }, data: { role: 'admin' } })
+    const tokens = await login(ctx.app, user.email, PASSWORD, 'posts:write users:read')
+    const widened = await refresh(tokens.refresh_token ?? '', { scope: 'posts:write users:read clients:manage' })
+    expect(widened.statusCode).toBe(400)
+    expect(widened.json().error).toBe('invalid_scope')
+    const narrowed = await refresh(tokens.refresh_token ?? '', { scope: 'users:read' })
+    expect(narrowed.statusCode).toBe(200)
+    expect(narrowed.json().scope).toBe('users:read')
+    expect(decodeJwt(narrowed.json().access_token).claims.scope).toBe('users:read')
+    // The session keeps its original grant: the next refresh without scope has it all.
+    const next = await refresh(narrowed.json().refresh_token)
+    expect(next.json().scope).toBe('posts:write users:read')
+  })
+
+  it('an unknown refresh token is invalid_grant', async () => {
+    const response = await refresh('bapi_rt_' + 'A'.repeat(43))
+    expect(response.statusCode).toBe(400)
+    expect(response.json().error).toBe('invalid_grant')
+  })
+
+  it('a missing refresh_token is invalid_request', async () => {
+    const response = await tokenRequest(ctx.app, { grant_type: 'refresh_token' })
+    expect(response.json().error).toBe('invalid_request')
+  })
+})
+
+describe('session lifetimes', () => {
+  it('a session idle for longer than SESSION_IDLE_TTL ends', async () => {
+    const user = await userWithToken(ctx.app)
+    await ctx.app.prisma.session.updateMany({
+      where: { userId: user.id },
+      data: { lastUsedAt: new Date(Date.now() - 15 * 24 * 3600 * 1000) }
+    })
+    const response = await refresh(user.tokens.refresh_token ?? '')
+    expect(response.json().error).toBe('invalid_grant')
+    const session = await ctx.app.prisma.session.findFirstOrThrow({ where: { userId: user.id } })
+    expect(session.endReason).toBe('expired')
+  })
+
+  it('a session past SESSION_MAX_AGE ends, however active', async () => {
+    const user = await userWithToken(ctx.app)
+    await ctx.app.prisma.session.updateMany({ where: { userId: user.id }, data: { expiresAt: new Date(Date.now() - 1000) } })
+    expect((await refresh(user.tokens.refresh_token ?? '')).json().error).toBe('invalid_grant')
+  })
+
+  it('a deactivated user cannot refresh', async () => {
+    const user = await userWithToken(ctx.app)
+    await ctx.app.prisma.user.update({ where: { id: user.id }, data: { isActive: false } })
+    expect((await refresh(user.tokens.refresh_token ?? '')).json().error).toBe('invalid_grant')
+  })
+})
+
+describe('reuse grace window', () => {
+  const lenient = useApp({ REFRESH_REUSE_GRACE: 30 })
+
+  it('a duplicate within the window is refused without ending the session', async () => {
+    const user = await userWithToken(lenient.app)
+    const first = user.tokens.refresh_token ?? ''
+    const winner = await tokenRequest(lenient.app, { grant_type: 'refresh_token', refresh_token: first })
+    expect(winner.statusCode).toBe(200)
+    const duplicate = await tokenRequest(lenient.app, { grant_type: 'refresh_token', refresh_token: first })
+    expect(duplicate.json().error).toBe('invalid_grant')
+    // The winner's branch lives on.
+    const next = await tokenRequest(lenient.app, { grant_type: 'refresh_token', refresh_token: winner.json().refresh_token })
+    expect(next.statusCode).toBe(200)
+  })
+})
+
+describe('logout and revocation', () => {
+  it('logout ends the session: its access and refresh tokens stop working at once', async () => {
+    const user = await userWithToken(ctx.app)
+    const response = await ctx.app.inject({ method: 'POST', url: '/auth/logout', headers: user.headers })
+    expect(response.statusCode).toBe(204)
+    expect((await me(user.tokens.access_token)).statusCode).toBe(401)
+    expect((await me(user.tokens.access_token)).headers['www-authenticate']).toContain('revoked')
+    expect((await refresh(user.tokens.refresh_token ?? '')).json().error).toBe('invalid_grant')
+  })
+
+  it('logout leaves the user’s other sessions alone', async () => {
+    const user = await userWithToken(ctx.app)
+    const other = await login(ctx.app, user.email)
+    await ctx.app.inject({ method: 'POST', url: '/auth/logout', headers: user.headers })
+    expect((await me(other.access_token)).statusCode).toBe(200)
+  })
+
+  it('revoking a refresh token ends its session', async () => {
+    const user = await userWithToken(ctx.app)
+    const response = await ctx.app.inject({
+      method: 'POST',
+      url: '/auth/revoke',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ token: user.tokens.refresh_token ?? '', token_type_hint: 'refresh_token' }).toString()
+    })
+    expect(response.statusCode).toBe(200)
+    expect(response.body).toBe('')
+    expect((await me(user.tokens.access_token)).statusCode).toBe(401)
+  })
+
+  it('revoking an access token ends its session', async () => {
+    const user = await userWithToken(ctx.app)
+    const response = await ctx.app.inject({
+      method: 'POST',
+      url: '/auth/revoke',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ token: user.tokens.access_token }).toString()
+    })
+    expect(response.statusCode).toBe(200)
+    expect((await me(user.tokens.access_token)).statusCode).toBe(401)
+    expect((await refresh(user.tokens.refresh_token ?? '')).json().error).toBe('invalid_grant')
+  })
+
+  it('revoking an unknown or invalid token still answers 200 and changes nothing', async () => {
+    const before = await ctx.app.prisma.revokedSession.count()
+    for (const token of ['bapi_rt_nothing', 'garbage', 'a.b.c']) {
+      const response = await ctx.app.inject({ method: 'POST', url: '/auth/revoke', payload: { token } })
+      expect(response.statusCode).toBe(200)
+    }
+    expect(await ctx.app.prisma.revokedSession.count()).toBe(before)
+  })
+
+  it('a revocation request without a token is invalid_request', async () => {
+    const response = await ctx.app.inject({ method: 'POST', url: '/auth/revoke', payload: {} })
+    expect(response.statusCode).toBe(400)
+    expect(response.json().error).toBe('invalid_request')
+  })
+})
+
+describe('revocation across instances', () => {
+  it('a session revoked on one instance is refused by another within a second', async () => {
+    const other = await buildApp()
+    try {
+      const user = await userWithToken(ctx.app)
+      expect((await other.inject({ method: 'GET', url: '/users/me', headers: user.headers })).statusCode).toBe(200)
+      await ctx.app.inject({ method: 'POST', url: '/auth/logout', headers: user.headers })
+      const deadline = Date.now() + 1000
+      let status = 200
+      while (Date.now() < deadline) {
+        status = (await other.inject({ method: 'GET', url: '/users/me', headers: user.headers })).statusCode
+        if (status === 401) break
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      expect(status).toBe(401)
+    } finally {
+      await other.close()
+    }
+  })
+
+  it('an instance started after a revocation loads it', async () => {
+    const user = await userWithToken(ctx.app)
+    await ctx.app.inject({ method: 'POST', url: '/auth/logout', headers: user.headers })
+    const later = await buildApp()
+    try {
+      expect((await later.inject({ method: 'GET', url: '/users/me', headers: user.headers })).statusCode).toBe(401)
+    } finally {
+      await later.close()
+    }
+  })
+})
