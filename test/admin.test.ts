@@ -1,4 +1,5 @@
 // User administration: listing users, activation and roles, the last admin.
+import type { LightMyRequestResponse } from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { adminWithToken, bearer, login, tokenRequest, useApp, userWithToken } from './helper.js'
 
@@ -12,9 +13,9 @@ describe('GET /users', () => {
     const seen: string[] = []
     let cursor: string | null = null
     do {
-      const response = await ctx.app.inject({ method: 'GET', url: `/users?limit=2${cursor ? `&cursor=${cursor}` : ''}`, headers: admin.headers })
+      const response: LightMyRequestResponse = await ctx.app.inject({ method: 'GET', url: `/users?limit=2${cursor ? `&cursor=${cursor}` : ''}`, headers: admin.headers })
       expect(response.statusCode).toBe(200)
-      const page = response.json() as { data: Array<{ id: string }>; next_cursor: string | null }
+      const page: { data: Array<{ id: string }>; next_cursor: string | null } = response.json()
       seen.push(...page.data.map((user) => user.id))
       cursor = page.next_cursor
     } while (cursor)

@@ -53,7 +53,7 @@ async function testServer(): Promise<TestServer> {
     return { adminUrl: externalUrl, template: `app_template_${process.pid}_${randomBytes(4).toString('hex')}` }
   }
   const embedded = await startEmbeddedPostgres({ dataDir: '', persistent: false })
-  return { adminUrl: embedded.adminUrl, template: 'app_template', stop: embedded.stop }
+  return { adminUrl: embedded.adminUrl, template: 'app_template', stop: () => embedded.stop() }
 }
 
 async function adminQuery(adminUrl: string, sql: string): Promise<void> {

@@ -59,7 +59,7 @@ export async function buildApp(overrides: Partial<Config> = {}, fastifyOptions =
  */
 export function useApp(overrides: Partial<Config> = {}) {
   const context = {} as { app: FastifyInstance }
-  fileDatabase()
+  void fileDatabase()
   beforeAll(async () => {
     context.app = await buildApp(overrides)
   })
@@ -86,7 +86,7 @@ export async function signup(fastify: FastifyInstance, input: { email?: string; 
   const body = { email: input.email ?? uniqueEmail(), full_name: input.full_name ?? 'Test User', password: input.password ?? PASSWORD }
   const response = await fastify.inject({ method: 'POST', url: '/auth/signup', payload: body })
   if (response.statusCode !== 201) throw new Error(`signup failed: ${response.statusCode} ${response.body}`)
-  return { ...(response.json() as { id: string; email: string }), password: body.password }
+  return { ...response.json<{ id: string; email: string }>(), password: body.password }
 }
 
 /** A form-encoded token request, as an OAuth2 client sends it. */
@@ -106,7 +106,7 @@ export function tokenRequest(
 export async function login(fastify: FastifyInstance, email: string, password = PASSWORD, scope?: string) {
   const response = await tokenRequest(fastify, { grant_type: 'password', username: email, password, ...(scope ? { scope } : {}) })
   if (response.statusCode !== 200) throw new Error(`login failed: ${response.statusCode} ${response.body}`)
-  return response.json() as TokenAnswer
+  return response.json<TokenAnswer>()
 }
 
 /** A signed-up, logged-in user. */

@@ -12,7 +12,7 @@ import { bearer, buildApp, decodeJwt, fileDatabase, login, signup } from './help
 const pem = (key: { export(options: { format: 'pem'; type: 'pkcs8' | 'spki' }): string | Buffer }, type: 'pkcs8' | 'spki') =>
   key.export({ format: 'pem', type }).toString()
 
-fileDatabase()
+void fileDatabase()
 const apps: Array<{ close(): Promise<unknown> }> = []
 afterAll(async () => {
   for (const app of apps) await app.close()

@@ -7,7 +7,7 @@ const ctx = useApp()
 async function publish(headers: Record<string, string>, title = 'A title', content = 'Some content') {
   const response = await ctx.app.inject({ method: 'POST', url: '/posts', headers, payload: { title, content } })
   expect(response.statusCode).toBe(201)
-  return response.json() as { id: string; title: string; content: string; author: { id: string } }
+  return response.json<{ id: string; title: string; content: string; author: { id: string } }>()
 }
 
 describe('POST /posts', () => {

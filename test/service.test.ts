@@ -28,7 +28,7 @@ describe('service routes', () => {
   it('the JWKS publishes the Ed25519 public key that verifies tokens', async () => {
     const response = await ctx.app.inject({ method: 'GET', url: '/.well-known/jwks.json' })
     expect(response.statusCode).toBe(200)
-    const { keys } = response.json() as { keys: Array<Record<string, string>> }
+    const { keys } = response.json<{ keys: Array<Record<string, string>> }>()
     expect(keys).toHaveLength(1)
     expect(keys[0]).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig', kid: expect.any(String) })
     expect(keys[0]).not.toHaveProperty('d')

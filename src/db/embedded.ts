@@ -117,7 +117,7 @@ async function startServer(settings: ServerSettings): Promise<EmbeddedDatabase> 
     } catch (error) {
       const portTaken = log.recent().includes('Address already in use')
       if (!portTaken || settings.port !== undefined || attempt >= PORT_ATTEMPTS) {
-        throw new Error(`Could not start PostgreSQL in ${settings.dataDir} on port ${port}: ${describe(error)}\n${log.recent()}`)
+        throw new Error(`Could not start PostgreSQL in ${settings.dataDir} on port ${port}: ${describe(error)}\n${log.recent()}`, { cause: error })
       }
     }
   }

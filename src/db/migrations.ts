@@ -385,7 +385,7 @@ function readCharColumns<T extends SqlQueryable>(queryable: T): T {
 
 declare global {
   // The engine reports a Rust panic through this hook just before it aborts.
-  // eslint-disable-next-line no-var
+   
   var PRISMA_WASM_PANIC_REGISTRY: { set_message: (message: string) => void } | undefined
 }
 
@@ -408,7 +408,7 @@ async function loadEngine(): Promise<typeof engineBindings> {
     engineBindings.__wbg_set_wasm(instance.exports)
     const start = instance.exports.__wbindgen_start
     if (typeof start !== 'function') throw new Error('@prisma/schema-engine-wasm has no __wbindgen_start export')
-    start()
+    Reflect.apply(start, undefined, [])
     // Prisma Client installs its own hook when loaded; keep it if present.
     globalThis.PRISMA_WASM_PANIC_REGISTRY ??= {
       set_message: (message) => { throw new Error(`The schema engine crashed: ${message}`) }
@@ -428,7 +428,7 @@ function unrefTimers(bindings: Record<string, unknown>): Record<string, unknown>
     if (!name.startsWith('__wbg_setTimeout_') || typeof binding !== 'function') return [name, binding]
     return [name, (...args: unknown[]) => {
       const timer: unknown = Reflect.apply(binding, undefined, args)
-      if (timer instanceof Object && 'unref' in timer && typeof timer.unref === 'function') timer.unref()
+      if (timer instanceof Object && 'unref' in timer && typeof timer.unref === 'function') Reflect.apply(timer.unref, timer, [])
       return timer
     }]
   }))

@@ -66,7 +66,7 @@ function publicJwk(key: KeyObject, algorithm: SigningAlgorithm): PublicJwk {
   // RFC 7638: the required members, in lexicographic order, without white space.
   const members = jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x }
   const kid = base64url(createHash('sha256').update(JSON.stringify(members)).digest())
-  return { ...members, kid, alg: algorithm, use: 'sig' } as PublicJwk
+  return { ...members, kid, alg: algorithm, use: 'sig' }
 }
 
 function secretKid(secret: string): string {

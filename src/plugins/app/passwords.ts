@@ -35,14 +35,10 @@ export default fp(
       hash: (password) => argon2.hash(password, options),
 
       async verify(hash, password) {
-        let valid = false
-        try {
-          valid = await argon2.verify(hash ?? dummyHash, password)
-        } catch {
-          valid = false
-        }
-        valid = valid && hash !== undefined
-        return { valid, needsRehash: valid && hash !== undefined && argon2.needsRehash(hash, options) }
+        // Always one verification, so a missing account costs what a wrong password costs.
+        const matches = await argon2.verify(hash ?? dummyHash, password).catch(() => false)
+        if (!matches || hash === undefined) return { valid: false, needsRehash: false }
+        return { valid: true, needsRehash: argon2.needsRehash(hash, options) }
       },
 
       policyErrors(password, field, email) {

@@ -75,7 +75,7 @@ function handleError(error: FastifyError | Error, request: FastifyRequest, reply
 
   const fastifyError = error as FastifyError
   if (fastifyError.validation) {
-    const errors = fieldErrors(fastifyError.validation as ValidationIssue[], fastifyError.validationContext)
+    const errors = fieldErrors(fastifyError.validation, fastifyError.validationContext)
     if (oauth) {
       const fields = [...new Set(errors.map((e) => e.field))].join(', ')
       return sendOAuthError(reply, 400, 'invalid_request', `Invalid or missing parameter: ${fields}.`)

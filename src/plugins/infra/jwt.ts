@@ -72,7 +72,8 @@ export default fp<{ developmentDir?: string }>(
       token: TokenOrHeader,
       done: (error: Error | null, key: string | undefined) => void
     ) => {
-      const kid = 'header' in token ? token.header.kid : token.kid
+      const header = ('header' in token ? token.header : token) as { kid?: unknown }
+      const kid = header.kid
       const key = typeof kid === 'string' ? keys.verificationKeys.get(kid) : undefined
       if (key) done(null, key)
       else done(Object.assign(new Error('unknown key id'), { code: 'UNKNOWN_KID' }), undefined)

@@ -50,7 +50,7 @@ export default fp(
       },
       refResolver: {
         // Shared schemas appear under components.schemas by their $id.
-        buildLocalReference: (json, _baseUri, _fragment, index) => String(json.$id ?? `def-${index}`)
+        buildLocalReference: (json, _baseUri, _fragment, index) => (typeof json.$id === 'string' ? json.$id : `def-${index}`)
       }
     })
 
