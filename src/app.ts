@@ -2,9 +2,9 @@
 // server and the tests build it the same way:
 //   Fastify(serverOptions(config)).register(app, { config })
 // Plugins load in layers, their order declared by name and dependencies:
-// infrastructure (config, errors, database, JWT, docs, security), then the
+// infrastructure (config, errors, database, Redis, JWT, docs, security), then the
 // application's services (passwords, tokens, revocations, repositories,
-// authentication), then the routes.
+// authentication, login throttling), then the routes.
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { Ajv, type Options as AjvOptions } from 'ajv'
 import addFormats from 'ajv-formats'
@@ -12,6 +12,7 @@ import fp from 'fastify-plugin'
 import { type Config, trustProxy } from './config.js'
 import authenticate from './plugins/app/authenticate.js'
 import bootstrapAdmin from './plugins/app/bootstrap-admin.js'
+import loginThrottle from './plugins/app/login-throttle.js'
 import passwords from './plugins/app/passwords.js'
 import repositories from './plugins/app/repositories.js'
 import revocations from './plugins/app/revocations.js'
@@ -20,8 +21,10 @@ import configPlugin from './plugins/infra/config.js'
 import errors from './plugins/infra/errors.js'
 import jwt from './plugins/infra/jwt.js'
 import prisma from './plugins/infra/prisma.js'
+import redis from './plugins/infra/redis.js'
 import security from './plugins/infra/security.js'
 import swagger from './plugins/infra/swagger.js'
+import auditRoutes from './routes/audit.js'
 import authRoutes from './routes/auth.js'
 import clientsRoutes from './routes/clients.js'
 import postsRoutes from './routes/posts.js'
@@ -80,6 +83,7 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(configPlugin, { config: options.config })
   await fastify.register(errors)
   await fastify.register(prisma)
+  await fastify.register(redis)
   await fastify.register(jwt, { developmentDir: options.developmentDir })
   await fastify.register(security)
   await fastify.register(swagger)
@@ -89,6 +93,7 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(tokens)
   await fastify.register(repositories)
   await fastify.register(authenticate)
+  await fastify.register(loginThrottle)
   await fastify.register(bootstrapAdmin)
 
   await fastify.register(serviceRoutes)
@@ -96,6 +101,7 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(usersRoutes)
   await fastify.register(postsRoutes)
   await fastify.register(clientsRoutes)
+  await fastify.register(auditRoutes)
 }
 
 // Not encapsulated: the error handler and validators apply to the whole server.

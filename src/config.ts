@@ -55,6 +55,15 @@ export const ConfigSchema = Type.Object({
   /** Requests per address per window on /auth/token and /auth/signup. */
   AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20 }),
   AUTH_RATE_LIMIT_WINDOW: Seconds(60, 'Window of the auth rate limit'),
+  /** Failed password logins for one email before it is locked out. */
+  LOGIN_LOCKOUT_THRESHOLD: Type.Integer({ minimum: 1, maximum: 100, default: 5 }),
+  LOGIN_LOCKOUT_DELAY: Seconds(30, 'First lockout; each further failure doubles it'),
+  LOGIN_LOCKOUT_MAX_DELAY: Seconds(900, 'Longest lockout'),
+  LOGIN_LOCKOUT_WINDOW: Seconds(900, 'Failures are forgotten this long after the last one (and its lockout)'),
+  /** Shared store of rate limits and lockouts for several instances; unset: in memory. */
+  REDIS_URL: Type.Optional(Type.String({ minLength: 1 })),
+  /** Browser origins allowed to call the API (comma-separated); empty: no CORS headers. */
+  CORS_ORIGINS: Type.String({ default: '' }),
   BODY_LIMIT: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
 
   /** Created (or promoted) at start when set and no admin exists yet. */
@@ -63,6 +72,13 @@ export const ConfigSchema = Type.Object({
 })
 
 export type Config = Static<typeof ConfigSchema>
+
+/** CORS_ORIGINS as a list of exact origins. */
+export function corsOrigins(config: Config): string[] {
+  return config.CORS_ORIGINS.split(',')
+    .map((origin) => origin.trim().replace(/\/+$/, ''))
+    .filter(Boolean)
+}
 
 /** Reads and validates the configuration; throws an error naming each bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {

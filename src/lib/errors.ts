@@ -78,3 +78,15 @@ export const forbidden = (detail: string) => new ProblemError(403, detail)
 export const conflict = (detail: string) => new ProblemError(409, detail)
 export const badRequest = (detail: string, errors?: FieldError[]) =>
   new ProblemError(400, detail, errors ? { errors } : {})
+
+/**
+ * 429 with `Retry-After`, for the per-address rate limits and the per-account
+ * lockout alike: one body (problem details, also at the token endpoint, where
+ * RFC 6749 defines no error code for it) so clients handle both the same way.
+ */
+export const tooManyRequests = (retryAfterSeconds: number) => {
+  const seconds = Math.max(1, Math.ceil(retryAfterSeconds))
+  return new ProblemError(429, `Too many attempts. Try again in ${seconds} second${seconds === 1 ? '' : 's'}.`, {
+    headers: { 'retry-after': String(seconds), 'cache-control': 'no-store' }
+  })
+}

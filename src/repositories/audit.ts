@@ -1,31 +1,52 @@
 // The audit trail of security events. A failure to record is logged, never
 // turned into a failed request: the event it describes has already happened.
+//
+// `user_id`, `client_id` and `session_id` name the actor: the caller's account
+// and session, or the service client. What an administrative action was done
+// to goes into `details` (`target_user_id`, `target_client_id`). Login events
+// name the account that was tried (when it exists).
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { PrismaClient, Prisma } from '../generated/prisma/client.js'
+import type { Principal } from '../plugins/infra/jwt.js'
+import type { AuditEventsQuery, AuditKind } from '../schemas/audit.js'
+import { afterCursor, decodeCursor, toPage } from './cursor.js'
 
-export type AuditKind =
-  | 'user.signup'
-  | 'login.success'
-  | 'login.failure'
-  | 'token.refresh'
-  | 'refresh_token.reuse'
-  | 'session.logout'
-  | 'session.revoked'
-  | 'password.changed'
-  | 'user.updated'
-  | 'user.deleted'
-  | 'client.created'
-  | 'client.secret_rotated'
-  | 'client.deleted'
-  | 'client.token'
-  | 'client.failure'
+export type { AuditKind } from '../schemas/audit.js'
 
 export interface AuditEntry {
   userId?: string
   clientId?: string
   sessionId?: string
-  details?: Prisma.InputJsonValue
+  details?: Prisma.InputJsonObject
 }
+
+/** The actor columns for a caller: a user with their session, or a service client. */
+export const auditActor = (principal: Principal): AuditEntry =>
+  principal.kind === 'user' ? { userId: principal.id, sessionId: principal.sessionId } : { clientId: principal.id }
+
+interface AuditRow {
+  id: string
+  kind: string
+  userId: string | null
+  clientId: string | null
+  sessionId: string | null
+  ip: string | null
+  userAgent: string | null
+  details: Prisma.JsonValue
+  createdAt: Date
+}
+
+const toAuditEventDto = (row: AuditRow) => ({
+  id: row.id,
+  kind: row.kind,
+  user_id: row.userId,
+  client_id: row.clientId,
+  session_id: row.sessionId,
+  ip: row.ip,
+  user_agent: row.userAgent,
+  details: row.details !== null && typeof row.details === 'object' && !Array.isArray(row.details) ? row.details : null,
+  created_at: row.createdAt.toISOString()
+})
 
 export function createAuditLog(prisma: PrismaClient, log: FastifyBaseLogger) {
   return {
@@ -42,6 +63,23 @@ export function createAuditLog(prisma: PrismaClient, log: FastifyBaseLogger) {
       } catch (error) {
         log.error({ err: error, kind }, 'could not record an audit event')
       }
+    },
+
+    /** Newest first; `userId` matches events by the account and administrative actions on it. */
+    async list(query: AuditEventsQuery) {
+      const filters: Prisma.AuditEventWhereInput[] = [afterCursor(decodeCursor(query.cursor), 'desc')]
+      if (query.kind) filters.push({ kind: query.kind })
+      if (query.user_id) {
+        filters.push({
+          OR: [{ userId: query.user_id }, { details: { path: ['target_user_id'], equals: query.user_id } }]
+        })
+      }
+      const rows = await prisma.auditEvent.findMany({
+        where: { AND: filters },
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        take: query.limit + 1
+      })
+      return toPage(rows, query.limit, toAuditEventDto)
     }
   }
 }

@@ -11,6 +11,7 @@ import { OAuthErrorResponse, RevokeBody, TokenBody, TokenResponse } from '../sch
 import { NoContent, problems } from '../schemas/common.js'
 import { SignupBody, UserRef } from '../schemas/users.js'
 import { trimFields } from '../lib/trim.js'
+import { auditActor } from '../repositories/audit.js'
 
 /** Password logins without client authentication are made by this public client. */
 export const PUBLIC_CLIENT_ID = 'public'
@@ -62,14 +63,12 @@ const tokenDescription = `The OAuth2 token endpoint (RFC 6749). Send \`applicati
 
 const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { usersRepository: users, sessionsRepository: sessions, clientsRepository: clients, auditLog } = fastify
-  const { passwords, tokens, config } = fastify
+  const { passwords, tokens, config, loginThrottle } = fastify
   const rateLimit = { max: config.AUTH_RATE_LIMIT_MAX, timeWindow: config.AUTH_RATE_LIMIT_WINDOW * 1000 }
 
   /** A user's token ends its whole session; a service client's token is revoked alone. */
   const endCallerSession = (principal: Principal, reason: 'logout' | 'revoked') =>
     principal.kind === 'user' ? sessions.end(principal.sessionId, reason) : sessions.revokeToken(principal.tokenId)
-  const auditSubject = (principal: Principal) =>
-    principal.kind === 'user' ? { userId: principal.id, sessionId: principal.sessionId } : { clientId: principal.id }
 
   fastify.post(
     '/auth/signup',
@@ -111,7 +110,9 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
           200: TokenResponse,
           400: { ...OAuthErrorResponse, description: 'RFC 6749 error' },
           401: { ...OAuthErrorResponse, description: '`invalid_client`' },
-          ...problems({ 429: 'Too many attempts' })
+          ...problems({
+            429: 'Too many requests from this address, or too many failed logins for this email: problem details and `Retry-After`'
+          })
         }
       }
     },
@@ -122,7 +123,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       if (credentials) {
         client = await clients.authenticate(credentials.clientId, credentials.clientSecret)
         if (!client) {
-          await auditLog.record('client.failure', request)
+          await auditLog.record('client.failure', request, { details: { attempted_client_id: credentials.clientId.slice(0, 100) } })
           throw new OAuthError('invalid_client', 'Client authentication failed.', { basicChallenge: credentials.viaBasic })
         }
       }
@@ -133,12 +134,19 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
           if (!body.username || body.password === undefined) {
             throw new OAuthError('invalid_request', 'The password grant needs "username" and "password".')
           }
+          // Before any lookup or verification: a locked-out email costs the attacker nothing but a 429.
+          await loginThrottle.assertAllowed(body.username)
           const account = await users.findCredentials(body.username)
           const check = await passwords.verify(account?.passwordHash, body.password)
           if (!account || !check.valid || !account.isActive) {
             await auditLog.record('login.failure', request, { userId: account?.id })
+            const lockSeconds = await loginThrottle.failed(body.username)
+            if (lockSeconds > 0) {
+              await auditLog.record('login.locked', request, { userId: account?.id, details: { lock_seconds: lockSeconds } })
+            }
             throw new OAuthError('invalid_grant', 'The email or password is incorrect.')
           }
+          await loginThrottle.succeeded(body.username)
           const scope = grantScopes(body.scope, scopesForRole(account.role))
           if (check.needsRehash) await users.rehash(account.id, await passwords.hash(body.password))
           const session = await sessions.start(account.id, scope)
@@ -217,7 +225,11 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
           'Revokes a refresh token or an access token. For a user, the whole session ends: its refresh token and every access token it produced. Answers 200 whether or not the token was valid, so it tells nothing about tokens.',
         consumes: ['application/x-www-form-urlencoded', 'application/json'],
         body: RevokeBody,
-        response: { 200: Type.Unsafe<undefined>({ type: 'null', description: 'Revoked, or nothing to revoke.' }), 400: OAuthErrorResponse }
+        response: {
+          200: Type.Unsafe<undefined>({ type: 'null', description: 'Revoked, or nothing to revoke.' }),
+          400: OAuthErrorResponse,
+          ...problems({ 429: 'Too many requests from this address' })
+        }
       }
     },
     async (request, reply) => {
@@ -234,7 +246,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       const principal = tokens.verifyAccessToken(token)
       if (principal) {
         await endCallerSession(principal, 'revoked')
-        await auditLog.record('session.revoked', request, auditSubject(principal))
+        await auditLog.record('session.revoked', request, auditActor(principal))
       }
       return reply.code(200).send()
     }
@@ -255,7 +267,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request, reply) => {
       await endCallerSession(request.user, 'logout')
-      await auditLog.record('session.logout', request, auditSubject(request.user))
+      await auditLog.record('session.logout', request, auditActor(request.user))
       return reply.code(204).send()
     }
   )

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { Client, ClientWithSecret, CreateClientBody } from '../schemas/clients.js'
+import { auditActor } from '../repositories/audit.js'
 import { Cursor, IdParams, Limit, NoContent, Page, problems } from '../schemas/common.js'
 
 const managed = { 401: 'Missing, invalid or revoked token', 403: 'Needs clients:manage' }
@@ -9,8 +10,6 @@ const managed = { 401: 'Missing, invalid or revoked token', 403: 'Needs clients:
 const clientsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { clientsRepository: clients, auditLog } = fastify
   const manager = [fastify.authenticate, fastify.requireScope('clients:manage')]
-  const actor = (request: { user: { kind: string; id: string } }) =>
-    request.user.kind === 'user' ? { userId: request.user.id } : {}
 
   fastify.post(
     '/clients',
@@ -31,7 +30,7 @@ const clientsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request, reply) => {
       const client = await clients.create(request.body.name, request.body.scopes)
-      await auditLog.record('client.created', request, { ...actor(request), clientId: client.client_id })
+      await auditLog.record('client.created', request, { ...auditActor(request.user), details: { target_client_id: client.client_id } })
       return reply.code(201).header('location', `/clients/${client.client_id}`).send(client)
     }
   )
@@ -67,7 +66,7 @@ const clientsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request) => {
       const client = await clients.rotateSecret(request.params.id)
-      await auditLog.record('client.secret_rotated', request, { ...actor(request), clientId: client.client_id })
+      await auditLog.record('client.secret_rotated', request, { ...auditActor(request.user), details: { target_client_id: client.client_id } })
       return client
     }
   )
@@ -87,7 +86,7 @@ const clientsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request, reply) => {
       await clients.delete(request.params.id)
-      await auditLog.record('client.deleted', request, { ...actor(request), clientId: request.params.id })
+      await auditLog.record('client.deleted', request, { ...auditActor(request.user), details: { target_client_id: request.params.id } })
       return reply.code(204).send()
     }
   )

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { badRequest, forbidden } from '../lib/errors.js'
 import { trimFields } from '../lib/trim.js'
+import { auditActor } from '../repositories/audit.js'
 import { IdParams, NoContent, Page, problems } from '../schemas/common.js'
 import {
   AdminUpdateUserBody,
@@ -16,7 +17,7 @@ const bearer = { 401: 'Missing, invalid or revoked token' }
 const userOnly = { ...bearer, 403: 'Service clients have no account' }
 
 const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { usersRepository: users, passwords, auditLog, config } = fastify
+  const { usersRepository: users, passwords, auditLog, config, loginThrottle } = fastify
   const asUser = [fastify.authenticate, fastify.requireUser]
 
   fastify.get(
@@ -51,7 +52,10 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         fullName: request.body.full_name,
         email: request.body.email
       })
-      await auditLog.record('user.updated', request, { userId: user.id, details: { fields: Object.keys(request.body) } })
+      await auditLog.record('user.updated', request, {
+        ...auditActor(request.user),
+        details: { target_user_id: user.id, fields: Object.keys(request.body) }
+      })
       return user
     }
   )
@@ -75,14 +79,17 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request, reply) => {
       const account = await users.findCredentialsById(request.user.id)
+      // Guessing the current password here counts against the same lockout as failed logins.
+      if (account) await loginThrottle.assertAllowed(account.email)
       const check = await passwords.verify(account?.passwordHash, request.body.current_password)
       if (!account || !check.valid) {
+        if (account) await loginThrottle.failed(account.email)
         throw badRequest('The current password is incorrect.', [{ field: 'current_password', message: 'is incorrect' }])
       }
       const weak = passwords.policyErrors(request.body.new_password, 'new_password', account.email)
       if (weak.length > 0) throw badRequest('The new password does not meet the policy.', weak)
       await users.changePassword(account.id, await passwords.hash(request.body.new_password), request.user.sessionId)
-      await auditLog.record('password.changed', request, { userId: account.id, sessionId: request.user.sessionId })
+      await auditLog.record('password.changed', request, auditActor(request.user))
       return reply.code(204).send()
     }
   )
@@ -101,7 +108,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request, reply) => {
       await users.delete(request.user.id)
-      await auditLog.record('user.deleted', request, { userId: request.user.id })
+      await auditLog.record('user.deleted', request, { ...auditActor(request.user), details: { target_user_id: request.user.id } })
       return reply.code(204).send()
     }
   )
@@ -170,9 +177,8 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         role: request.body.role
       })
       await auditLog.record('user.updated', request, {
-        userId: user.id,
-        ...(request.user.kind === 'client' ? { clientId: request.user.id } : {}),
-        details: { by: request.user.id, ...request.body }
+        ...auditActor(request.user),
+        details: { target_user_id: user.id, ...request.body }
       })
       return user
     }

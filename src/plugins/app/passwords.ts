@@ -1,10 +1,18 @@
 // Password hashing with argon2id, and the password policy. A login for an
 // unknown account is verified against a dummy hash, so it costs what a wrong
 // password costs and the two cannot be told apart by timing.
+//
+// The policy follows NIST SP 800-63B: a minimum length (PASSWORD_MIN_LENGTH),
+// long passphrases accepted (up to 1024 characters), no composition rules,
+// and no password that is on a list of common ones or equal to the email.
 import { randomBytes } from 'node:crypto'
 import argon2 from 'argon2'
 import fp from 'fastify-plugin'
+import commonPasswordList from '../../data/common-passwords.json' with { type: 'json' }
 import type { FieldError } from '../../lib/errors.js'
+
+/** The bundled list (src/data/README.md), lower-cased once for case-insensitive lookups. */
+export const COMMON_PASSWORDS: ReadonlySet<string> = new Set(commonPasswordList.map((password) => password.toLowerCase()))
 
 export interface PasswordManager {
   hash(password: string): Promise<string>
@@ -48,6 +56,9 @@ export default fp(
         }
         if (email && password.trim().toLowerCase() === email.trim().toLowerCase()) {
           return [{ field, message: 'must not be your email address' }]
+        }
+        if (COMMON_PASSWORDS.has(password.trim().toLowerCase())) {
+          return [{ field, message: 'is one of the most common passwords; choose another' }]
         }
         return []
       }

@@ -1,9 +1,14 @@
-// Request-level protections: security headers, form bodies for the OAuth2
-// endpoints, and rate limits (enabled per route with `config.rateLimit`).
+// Request-level protections: security headers, CORS for the configured
+// browser origins, form bodies for the OAuth2 endpoints, and rate limits
+// (enabled per route with `config.rateLimit`), kept in Redis when the
+// instances share one, else in memory.
+import cors from '@fastify/cors'
 import formbody from '@fastify/formbody'
 import helmet from '@fastify/helmet'
 import rateLimit from '@fastify/rate-limit'
 import fp from 'fastify-plugin'
+import { corsOrigins } from '../../config.js'
+import { tooManyRequests } from '../../lib/errors.js'
 
 export default fp(
   async function securityPlugin(fastify) {
@@ -16,8 +21,26 @@ export default fp(
       },
       crossOriginResourcePolicy: { policy: 'same-origin' }
     })
+
+    const origins = corsOrigins(fastify.config)
+    if (origins.length > 0) {
+      await fastify.register(cors, {
+        origin: origins,
+        methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+        // What a browser client needs to read: new resources, versions, and why it was refused.
+        exposedHeaders: ['Location', 'ETag', 'Retry-After', 'WWW-Authenticate'],
+        // Bearer tokens, not cookies: browsers never need to send credentials on their own.
+        credentials: false,
+        maxAge: 600
+      })
+    }
+
     await fastify.register(formbody, { bodyLimit: 64 * 1024 })
-    await fastify.register(rateLimit, { global: false })
+    await fastify.register(rateLimit, {
+      global: false,
+      ...(fastify.redis ? { redis: fastify.redis, nameSpace: 'rate-limit:' } : {}),
+      errorResponseBuilder: (_request, context) => tooManyRequests(context.ttl / 1000)
+    })
   },
-  { name: 'security', dependencies: ['config'] }
+  { name: 'security', dependencies: ['config', 'redis'] }
 )

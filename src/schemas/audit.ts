@@ -1,0 +1,54 @@
+// The audit trail as admins read it: security events, newest first.
+import { Type, type Static } from '@sinclair/typebox'
+import { Cursor, Id, Limit, Timestamp } from './common.js'
+
+/** Every kind of event the service records. */
+export const AUDIT_KINDS = [
+  'user.signup',
+  'login.success',
+  'login.failure',
+  'login.locked',
+  'token.refresh',
+  'refresh_token.reuse',
+  'session.logout',
+  'session.revoked',
+  'password.changed',
+  'user.updated',
+  'user.deleted',
+  'client.created',
+  'client.secret_rotated',
+  'client.deleted',
+  'client.token',
+  'client.failure'
+] as const
+
+export const AuditKind = Type.Union(AUDIT_KINDS.map((kind) => Type.Literal(kind)))
+export type AuditKind = Static<typeof AuditKind>
+
+const NullableText = (description?: string) =>
+  Type.Union([Type.String(), Type.Null()], description ? { description } : {})
+
+export const AuditEvent = Type.Object({
+  id: Id,
+  kind: Type.String({ description: 'What happened.', examples: ['login.failure'] }),
+  user_id: NullableText('The acting account; for login events, the account tried.'),
+  client_id: NullableText('The acting service client.'),
+  session_id: NullableText('The session the event belongs to.'),
+  ip: NullableText('The client address (as TRUST_PROXY resolves it).'),
+  user_agent: NullableText(),
+  details: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()], {
+    description: 'Kind-specific facts, such as `target_user_id` and the changes of an administrative action.'
+  }),
+  created_at: Timestamp
+})
+
+export const AuditEventsQuery = Type.Object(
+  {
+    limit: Limit,
+    cursor: Type.Optional(Cursor),
+    user_id: Type.Optional(Type.String({ format: 'uuid', description: 'Events by or about this account.' })),
+    kind: Type.Optional(AuditKind)
+  },
+  { additionalProperties: false }
+)
+export type AuditEventsQuery = Static<typeof AuditEventsQuery>
