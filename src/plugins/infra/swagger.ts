@@ -9,6 +9,31 @@ import { Problem } from '../../schemas/common.js'
 import { Post } from '../../schemas/posts.js'
 import { User } from '../../schemas/users.js'
 
+/**
+ * Swagger UI's own policy, minus what this page does not need: no other
+ * hosts (`https:`, the validator), no framing, and no
+ * `upgrade-insecure-requests`, which would leave the page blank wherever the
+ * service is reached over plain HTTP by a name other than localhost. Calls to
+ * the API (`connect-src`) and the Authorize form stay on this origin.
+ */
+export function docsCsp(header: string): string {
+  const directives = new Map(
+    header
+      .split(';')
+      .map((directive) => directive.trim().split(/\s+/))
+      .filter(([name]) => name)
+      .map(([name = '', ...sources]) => [name, sources] as const)
+  )
+  directives.delete('upgrade-insecure-requests')
+  for (const [name, sources] of directives) {
+    directives.set(name, sources.filter((source) => source !== 'https:' && source !== 'validator.swagger.io'))
+  }
+  directives.set('frame-ancestors', ["'none'"])
+  directives.set('connect-src', ["'self'"])
+  directives.set('form-action', ["'self'"])
+  return [...directives].map(([name, sources]) => [name, ...sources].join(' ')).join('; ')
+}
+
 export default fp(
   async function swaggerPlugin(fastify) {
     fastify.addSchema(Problem)
@@ -56,9 +81,12 @@ export default fp(
 
     await fastify.register(swaggerUi, {
       routePrefix: '/docs',
-      uiConfig: { persistAuthorization: false, deepLinking: true, displayRequestDuration: true },
-      // Serve the UI with a CSP of its own that allows exactly its scripts and styles.
-      staticCSP: true
+      // No validator badge: it would load an image from a third-party host.
+      uiConfig: { persistAuthorization: false, deepLinking: true, displayRequestDuration: true, validatorUrl: null },
+      // Serve the UI with a CSP of its own that allows exactly its scripts and
+      // styles (with the hashes of its inline ones), tightened by docsCsp.
+      staticCSP: true,
+      transformStaticCSP: docsCsp
     })
   },
   { name: 'swagger' }
