@@ -37,17 +37,27 @@ export interface AppOptions {
   developmentDir?: string
 }
 
-/** Log lines never carry credentials. */
+const SECRET_FIELDS = ['password', 'current_password', 'new_password', 'client_secret', 'refresh_token', 'access_token', 'token']
+const CREDENTIAL_HEADERS = ['.authorization', '.cookie', '["proxy-authorization"]', '["set-cookie"]']
+
+/**
+ * Log lines never carry credentials. Fastify's own request lines hold no
+ * headers or bodies; these paths also blank credentials wherever code logs a
+ * request's headers or body itself (test/logging.test.ts proves both).
+ */
 export const REDACTED_PATHS = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'req.headers["proxy-authorization"]',
-  'res.headers["set-cookie"]'
+  ...['req.', 'res.', '*.', ''].flatMap((at) => CREDENTIAL_HEADERS.map((header) => `${at}headers${header}`)),
+  ...SECRET_FIELDS.flatMap((field) => [field, `*.${field}`, `*.*.${field}`])
 ]
+
+/** Pino options of the service's logger: the level, and the redaction of credentials. */
+export function loggerOptions(config: Config) {
+  return { level: config.LOG_LEVEL, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }
+}
 
 export function serverOptions(config: Config): FastifyServerOptions {
   return {
-    logger: { level: config.LOG_LEVEL, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
+    logger: loggerOptions(config),
     trustProxy: trustProxy(config),
     bodyLimit: config.BODY_LIMIT,
     // Slow clients cannot hold connections open forever.

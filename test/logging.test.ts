@@ -1,0 +1,124 @@
+// The service's logs never hold a password, token, client secret or
+// Authorization header: the log output of logins, refreshes, failures and a
+// password change, captured at the most verbose level, is searched for each.
+import { Writable } from 'node:stream'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import app, { loggerOptions } from '../src/app.js'
+import {
+  basicAuth,
+  bearer,
+  PASSWORD,
+  serviceClient,
+  signup,
+  testConfig,
+  tokenRequest,
+  type TokenAnswer
+} from './helper.js'
+
+const lines: string[] = []
+const context = {} as { app: FastifyInstance }
+
+beforeAll(async () => {
+  const config = await testConfig({ LOG_LEVEL: 'trace' })
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(chunk.toString('utf8'))
+      done()
+    }
+  })
+  // The server's own logger options (tests/helper.ts builds apps silent), writing into `lines`.
+  context.app = Fastify({ logger: { ...loggerOptions(config), stream } })
+  await context.app.register(app, { config })
+  // Careless code that logs a whole request: redaction must still blank the credentials.
+  context.app.post('/careless', async (request) => {
+    request.log.info({ headers: request.headers, body: request.body }, 'a careless log line')
+    request.log.info({ request: { headers: request.headers, body: request.body } }, 'a nested careless log line')
+    return { ok: true }
+  })
+  await context.app.ready()
+})
+
+afterAll(async () => {
+  await context.app?.close()
+})
+
+describe('logs', () => {
+  it('hold no password, token, client secret or Authorization header', async () => {
+    const fastify = context.app
+    const secrets: string[] = []
+    const wrongPassword = 'a wrong guess at the password'
+    const newPassword = 'the new secret passphrase'
+    secrets.push(PASSWORD, wrongPassword, newPassword)
+
+    const user = await signup(fastify)
+    const login = await tokenRequest(fastify, { grant_type: 'password', username: user.email, password: PASSWORD })
+    expect(login.statusCode).toBe(200)
+    const first = login.json<TokenAnswer>()
+    secrets.push(first.access_token, first.refresh_token ?? '', bearer(first.access_token).authorization)
+
+    const refreshed = await tokenRequest(fastify, { grant_type: 'refresh_token', refresh_token: first.refresh_token ?? '' })
+    expect(refreshed.statusCode).toBe(200)
+    const second = refreshed.json<TokenAnswer>()
+    secrets.push(second.access_token, second.refresh_token ?? '')
+
+    // Reuse of the spent refresh token ends the session (and is logged as an event, not with the token).
+    expect((await tokenRequest(fastify, { grant_type: 'refresh_token', refresh_token: first.refresh_token ?? '' })).statusCode).toBe(400)
+    const failed = await tokenRequest(fastify, { grant_type: 'password', username: user.email, password: wrongPassword })
+    expect(failed.statusCode).toBe(400)
+
+    const client = await serviceClient(fastify, ['users:read'])
+    const wrongSecret = `${client.clientSecret.slice(0, -4)}XXXX`
+    const basic = basicAuth(client.clientId, wrongSecret)
+    secrets.push(client.clientSecret, wrongSecret, basic, basic.slice('Basic '.length))
+    expect((await tokenRequest(fastify, { grant_type: 'client_credentials' }, { authorization: basic })).statusCode).toBe(401)
+    const inBody = await tokenRequest(fastify, { grant_type: 'client_credentials', client_id: client.clientId, client_secret: wrongSecret })
+    expect(inBody.statusCode).toBe(401)
+    const clientLogin = await tokenRequest(fastify, {
+      grant_type: 'client_credentials',
+      client_id: client.clientId,
+      client_secret: client.clientSecret
+    })
+    expect(clientLogin.statusCode).toBe(200)
+    secrets.push(clientLogin.json<TokenAnswer>().access_token)
+
+    // A fresh login (the reuse above ended the first session), then a password change with it.
+    const again = (await tokenRequest(fastify, { grant_type: 'password', username: user.email, password: PASSWORD })).json<TokenAnswer>()
+    secrets.push(again.access_token, again.refresh_token ?? '')
+    const change = await fastify.inject({
+      method: 'PUT',
+      url: '/users/me/password',
+      headers: bearer(again.access_token),
+      payload: { current_password: PASSWORD, new_password: newPassword }
+    })
+    expect(change.statusCode).toBe(204)
+    const refused = await fastify.inject({ method: 'GET', url: '/users/me', headers: bearer(`${again.access_token}x`) })
+    expect(refused.statusCode).toBe(401)
+    expect((await fastify.inject({ method: 'POST', url: '/auth/revoke', payload: { token: again.refresh_token } })).statusCode).toBe(200)
+
+    const careless = await fastify.inject({
+      method: 'POST',
+      url: '/careless',
+      headers: { authorization: bearer(again.access_token).authorization, cookie: `session=${again.refresh_token}` },
+      payload: { password: PASSWORD, client_secret: client.clientSecret, refresh_token: again.refresh_token, new_password: newPassword }
+    })
+    expect(careless.statusCode).toBe(200)
+
+    const output = lines.join('')
+    // The capture works: the logger is at trace level, every request is there, and so are the careless lines.
+    expect(output).toContain('"url":"/auth/token"')
+    expect(output).toContain('"url":"/users/me/password"')
+    expect(fastify.log.level).toBe('trace')
+    expect(output).toContain('a careless log line')
+    expect(output).toContain('[redacted]')
+    for (const secret of secrets.filter(Boolean)) {
+      expect(output, `a log line contains ${secret.slice(0, 12)}…`).not.toContain(secret)
+    }
+    // Nor any piece of a token long enough to matter (a JWT's signature, a refresh token without its prefix).
+    for (const token of [first.access_token, second.access_token, again.access_token]) {
+      expect(output).not.toContain(token.split('.')[2])
+    }
+    expect(output).not.toMatch(/bapi_rt_[A-Za-z0-9_-]{20}/)
+    expect(output).not.toMatch(/bapi_cs_[A-Za-z0-9_-]{20}/)
+  })
+})
