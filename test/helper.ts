@@ -37,7 +37,9 @@ export async function testConfig(overrides: Partial<Config> = {}): Promise<Confi
       ARGON2_MEMORY_KIB: '4096',
       ARGON2_TIME_COST: '2',
       ARGON2_PARALLELISM: '1',
+      // Limits and lockouts out of the way; their own tests set them low.
       AUTH_RATE_LIMIT_MAX: '100000',
+      LOGIN_LOCKOUT_THRESHOLD: '100',
       DATABASE_POOL_SIZE: '5'
     },
     overrides

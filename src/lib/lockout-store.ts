@@ -14,11 +14,18 @@ export interface LockoutPolicy {
   windowMs: number
 }
 
+/**
+ * An attempt is counted as a failure when it starts, and forgotten by a reset
+ * when it succeeds: so attempts sent all at once cannot slip past the lockout
+ * before their failures are counted.
+ */
+export type AttemptOutcome =
+  | { allowed: true; /** The lockout this attempt starts unless it succeeds. */ lockMs: number }
+  | { allowed: false; /** How long the key is still locked out. */ retryMs: number }
+
 export interface LockoutStore {
-  /** Milliseconds until the key may try again; 0 when it may now. */
-  lockedFor(key: string, now: number): Promise<number>
-  /** Counts a failure; answers the lockout it starts in milliseconds, 0 for none. */
-  fail(key: string, now: number): Promise<number>
+  /** Refuses the attempt while the key is locked out; else counts it. */
+  attempt(key: string, now: number): Promise<AttemptOutcome>
   /** Forgets the key's failures (a successful login). */
   reset(key: string): Promise<void>
   close(): void
@@ -55,14 +62,14 @@ export function memoryLockoutStore(policy: LockoutPolicy): LockoutStore {
   sweeper.unref()
 
   return {
-    async lockedFor(key, now) {
-      return Math.max(0, (live(key, now)?.lockedUntil ?? 0) - now)
-    },
-    async fail(key, now) {
-      const failures = (live(key, now)?.failures ?? 0) + 1
-      const delay = lockoutDelay(failures, policy)
-      entries.set(key, { failures, lockedUntil: now + delay, expiresAt: now + delay + policy.windowMs })
-      return delay
+    // No await inside: in one process the check and the count cannot interleave.
+    async attempt(key, now) {
+      const entry = live(key, now)
+      if (entry && entry.lockedUntil > now) return { allowed: false, retryMs: entry.lockedUntil - now }
+      const failures = (entry?.failures ?? 0) + 1
+      const lockMs = lockoutDelay(failures, policy)
+      entries.set(key, { failures, lockedUntil: now + lockMs, expiresAt: now + lockMs + policy.windowMs })
+      return { allowed: true, lockMs }
     },
     async reset(key) {
       entries.delete(key)
@@ -73,29 +80,30 @@ export function memoryLockoutStore(policy: LockoutPolicy): LockoutStore {
   }
 }
 
-// The same rule as lockoutDelay, inside Redis so concurrent instances cannot lose a count.
-const FAIL_SCRIPT = `
-local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+// The same rule as the memory store, as one script, so concurrent attempts on
+// any number of instances are each refused or counted, never both let through.
+const ATTEMPT_SCRIPT = `
 local now, threshold, base, cap, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local delay = 0
-if failures >= threshold then
-  delay = math.min(base * 2 ^ math.min(failures - threshold, 40), cap)
+local lockedUntil = tonumber(redis.call('HGET', KEYS[1], 'locked_until') or '0')
+if lockedUntil > now then
+  return {0, lockedUntil - now}
 end
-redis.call('HSET', KEYS[1], 'locked_until', now + delay)
-redis.call('PEXPIRE', KEYS[1], delay + window)
-return delay
+local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+local lock = 0
+if failures >= threshold then
+  lock = math.min(base * 2 ^ math.min(failures - threshold, 40), cap)
+end
+redis.call('HSET', KEYS[1], 'locked_until', now + lock)
+redis.call('PEXPIRE', KEYS[1], lock + window)
+return {1, lock}
 `
 
 export function redisLockoutStore(redis: Redis, policy: LockoutPolicy): LockoutStore {
   const name = (key: string) => `lockout:${key}`
   return {
-    async lockedFor(key, now) {
-      const until = await redis.hget(name(key), 'locked_until')
-      return Math.max(0, Number(until ?? 0) - now)
-    },
-    async fail(key, now) {
-      const delay = await redis.eval(
-        FAIL_SCRIPT,
+    async attempt(key, now) {
+      const [allowed, ms] = (await redis.eval(
+        ATTEMPT_SCRIPT,
         1,
         name(key),
         now,
@@ -103,8 +111,8 @@ export function redisLockoutStore(redis: Redis, policy: LockoutPolicy): LockoutS
         policy.baseDelayMs,
         policy.maxDelayMs,
         policy.windowMs
-      )
-      return Number(delay)
+      )) as [number, number]
+      return allowed === 1 ? { allowed: true, lockMs: Number(ms) } : { allowed: false, retryMs: Number(ms) }
     },
     async reset(key) {
       await redis.del(name(key))

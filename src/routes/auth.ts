@@ -135,12 +135,11 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
             throw new OAuthError('invalid_request', 'The password grant needs "username" and "password".')
           }
           // Before any lookup or verification: a locked-out email costs the attacker nothing but a 429.
-          await loginThrottle.assertAllowed(body.username)
+          const lockSeconds = await loginThrottle.attempt(body.username)
           const account = await users.findCredentials(body.username)
           const check = await passwords.verify(account?.passwordHash, body.password)
           if (!account || !check.valid || !account.isActive) {
             await auditLog.record('login.failure', request, { userId: account?.id })
-            const lockSeconds = await loginThrottle.failed(body.username)
             if (lockSeconds > 0) {
               await auditLog.record('login.locked', request, { userId: account?.id, details: { lock_seconds: lockSeconds } })
             }

@@ -80,12 +80,12 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     async (request, reply) => {
       const account = await users.findCredentialsById(request.user.id)
       // Guessing the current password here counts against the same lockout as failed logins.
-      if (account) await loginThrottle.assertAllowed(account.email)
+      if (account) await loginThrottle.attempt(account.email)
       const check = await passwords.verify(account?.passwordHash, request.body.current_password)
       if (!account || !check.valid) {
-        if (account) await loginThrottle.failed(account.email)
         throw badRequest('The current password is incorrect.', [{ field: 'current_password', message: 'is incorrect' }])
       }
+      await loginThrottle.succeeded(account.email)
       const weak = passwords.policyErrors(request.body.new_password, 'new_password', account.email)
       if (weak.length > 0) throw badRequest('The new password does not meet the policy.', weak)
       await users.changePassword(account.id, await passwords.hash(request.body.new_password), request.user.sessionId)

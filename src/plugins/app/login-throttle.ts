@@ -1,9 +1,11 @@
 // Per-account throttling of failed password logins. After
 // LOGIN_LOCKOUT_THRESHOLD failures for one email, further attempts are refused
 // (429 with Retry-After) before any password is verified, for a lockout that
-// doubles with every further failure up to LOGIN_LOCKOUT_MAX_DELAY. A success
-// forgets the failures. Keys are the normalized email whether or not an
-// account has it, so the throttle tells nothing about which emails exist.
+// doubles with every further failure up to LOGIN_LOCKOUT_MAX_DELAY. An
+// attempt is counted when it starts and a success forgets the count, so a
+// burst of parallel guesses gets no more than the threshold through. Keys are
+// the normalized email whether or not an account has it, so the throttle
+// tells nothing about which emails exist.
 import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import { tooManyRequests } from '../../lib/errors.js'
@@ -11,11 +13,12 @@ import { type LockoutStore, memoryLockoutStore, redisLockoutStore } from '../../
 import { normalizeEmail } from '../../repositories/users.js'
 
 export interface LoginThrottle {
-  /** Throws a 429 while the email is locked out. */
-  assertAllowed(email: string): Promise<void>
-  /** Counts a failed login; answers the lockout (seconds) it starts, 0 for none. */
-  failed(email: string): Promise<number>
-  /** Forgets the email's failures. */
+  /**
+   * Counts an attempt for the email, or throws a 429 while it is locked out.
+   * Answers the lockout (seconds) this attempt starts unless it succeeds.
+   */
+  attempt(email: string): Promise<number>
+  /** Forgets the email's failures, this attempt's included. */
   succeeded(email: string): Promise<void>
 }
 
@@ -40,12 +43,10 @@ export default fp(
     const key = (email: string) => createHash('sha256').update(normalizeEmail(email)).digest('base64url')
 
     fastify.decorate('loginThrottle', {
-      async assertAllowed(email) {
-        const wait = await store.lockedFor(key(email), Date.now())
-        if (wait > 0) throw tooManyRequests(wait / 1000)
-      },
-      async failed(email) {
-        return Math.ceil((await store.fail(key(email), Date.now())) / 1000)
+      async attempt(email) {
+        const outcome = await store.attempt(key(email), Date.now())
+        if (!outcome.allowed) throw tooManyRequests(outcome.retryMs / 1000)
+        return Math.ceil(outcome.lockMs / 1000)
       },
       async succeeded(email) {
         await store.reset(key(email))
