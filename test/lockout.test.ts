@@ -168,6 +168,30 @@ describe.skipIf(!REDIS_SERVER)('in Redis (shared by instances, REDIS_URL)', () =
   })
 })
 
+describe.skipIf(!REDIS_SERVER)('while Redis is unreachable', () => {
+  const redis = useRedis()
+  const context = {} as { app: FastifyInstance }
+  beforeAll(async () => {
+    context.app = await buildApp({ ...LOCKOUT, AUTH_RATE_LIMIT_MAX: 100, REDIS_URL: redis.url })
+  })
+  afterAll(async () => {
+    await context.app?.close()
+  })
+
+  it('refuses password logins with 503 and Retry-After, and serves refreshes uncounted', async () => {
+    const user = await signup(context.app)
+    const tokens = (await attempt(context.app, user.email, PASSWORD)).json()
+    await redis.stop()
+
+    const login = await attempt(context.app, user.email, PASSWORD)
+    expect(login.statusCode).toBe(503)
+    expect(login.headers['retry-after']).toBe('5')
+    expect(login.json()).toMatchObject({ status: 503, title: 'Service Unavailable' })
+    const refresh = await tokenRequest(context.app, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token })
+    expect(refresh.statusCode).toBe(200)
+  })
+})
+
 describe('the lockout schedule', () => {
   it('starts at the threshold, doubles, and stops at the cap', () => {
     const policy = { threshold: 5, baseDelayMs: 30_000, maxDelayMs: 900_000, windowMs: 900_000 }

@@ -35,6 +35,8 @@ export interface TestRedis {
   url: string
   /** Empties every key, so a test starts with no counts. */
   flush(): Promise<void>
+  /** Stops the server now (an outage). */
+  stop(): Promise<void>
 }
 
 /**
@@ -42,7 +44,7 @@ export interface TestRedis {
  * started before its tests and stopped after them.
  */
 export function useRedis(): TestRedis {
-  const context: TestRedis = { url: '', flush: async () => {} }
+  const context: TestRedis = { url: '', flush: async () => {}, stop: async () => {} }
   let child: ChildProcess | undefined
   let client: Redis | undefined
   beforeAll(async () => {
@@ -57,9 +59,16 @@ export function useRedis(): TestRedis {
     client = await connectWhenUp(context.url)
     const connected = client
     context.flush = async () => void (await connected.flushall())
+    context.stop = async () => {
+      connected.disconnect()
+      const exited = new Promise((resolve) => child?.once('exit', resolve))
+      child?.kill('SIGKILL')
+      await exited
+    }
   })
   afterAll(async () => {
-    await client?.quit()
+    // Already stopped by a test of an outage: nothing to quit.
+    if (client?.status === 'ready') await client.quit()
     child?.kill('SIGTERM')
   })
   return context

@@ -111,7 +111,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
           400: { ...OAuthErrorResponse, description: 'RFC 6749 error' },
           401: { ...OAuthErrorResponse, description: '`invalid_client`' },
           ...problems({
-            429: 'Too many requests from this address, or too many failed logins for this email: problem details and `Retry-After`'
+            429: 'Too many requests from this address, or too many failed logins for this email: problem details and `Retry-After`',
+            503: 'Temporarily unavailable'
           })
         }
       }

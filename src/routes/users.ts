@@ -73,7 +73,12 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         body: ChangePasswordBody,
         response: {
           204: NoContent,
-          ...problems({ ...userOnly, 400: 'Wrong current password, or a weak new one', 429: 'Too many attempts' })
+          ...problems({
+            ...userOnly,
+            400: 'Wrong current password, or a weak new one',
+            429: 'Too many attempts',
+            503: 'Temporarily unavailable'
+          })
         }
       }
     },

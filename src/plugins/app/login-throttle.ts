@@ -8,8 +8,8 @@
 // tells nothing about which emails exist.
 import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
-import { tooManyRequests } from '../../lib/errors.js'
-import { type LockoutStore, memoryLockoutStore, redisLockoutStore } from '../../lib/lockout-store.js'
+import { ProblemError, tooManyRequests } from '../../lib/errors.js'
+import { type AttemptOutcome, type LockoutStore, memoryLockoutStore, redisLockoutStore } from '../../lib/lockout-store.js'
 import { normalizeEmail } from '../../repositories/users.js'
 
 export interface LoginThrottle {
@@ -44,12 +44,24 @@ export default fp(
 
     fastify.decorate('loginThrottle', {
       async attempt(email) {
-        const outcome = await store.attempt(key(email), Date.now())
+        let outcome: AttemptOutcome
+        try {
+          outcome = await store.attempt(key(email), Date.now())
+        } catch (error) {
+          // Without its counts the service cannot tell a guess from a login: refuse both for now.
+          fastify.log.warn({ err: error }, 'the lockout store is unavailable')
+          throw new ProblemError(503, 'The service is temporarily unavailable. Try again shortly.', {
+            headers: { 'retry-after': '5' }
+          })
+        }
         if (!outcome.allowed) throw tooManyRequests(outcome.retryMs / 1000)
         return Math.ceil(outcome.lockMs / 1000)
       },
       async succeeded(email) {
-        await store.reset(key(email))
+        // The login itself succeeded; a count left behind only expires later.
+        await store.reset(key(email)).catch((error: unknown) => {
+          fastify.log.warn({ err: error }, 'could not reset a lockout count')
+        })
       }
     } satisfies LoginThrottle)
   },

@@ -38,7 +38,9 @@ export default fp(
     await fastify.register(formbody, { bodyLimit: 64 * 1024 })
     await fastify.register(rateLimit, {
       global: false,
-      ...(fastify.redis ? { redis: fastify.redis, nameSpace: 'rate-limit:' } : {}),
+      // While Redis is unreachable, requests go uncounted rather than refused; password
+      // guesses are still refused then, by the login lockout (503).
+      ...(fastify.redis ? { redis: fastify.redis, nameSpace: 'rate-limit:', skipOnError: true } : {}),
       errorResponseBuilder: (_request, context) => tooManyRequests(context.ttl / 1000)
     })
   },
