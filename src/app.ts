@@ -12,6 +12,7 @@ import fp from 'fastify-plugin'
 import { type Config, trustProxy } from './config.js'
 import authenticate from './plugins/app/authenticate.js'
 import bootstrapAdmin from './plugins/app/bootstrap-admin.js'
+import housekeeping from './plugins/app/housekeeping.js'
 import passwords from './plugins/app/passwords.js'
 import repositories from './plugins/app/repositories.js'
 import revocations from './plugins/app/revocations.js'
@@ -90,6 +91,7 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(repositories)
   await fastify.register(authenticate)
   await fastify.register(bootstrapAdmin)
+  await fastify.register(housekeeping)
 
   await fastify.register(serviceRoutes)
   await fastify.register(authRoutes)
