@@ -45,7 +45,14 @@ export const REDACTED_PATHS = [
 
 export function serverOptions(config: Config): FastifyServerOptions {
   return {
-    logger: { level: config.LOG_LEVEL, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
+    logger: {
+      level: config.LOG_LEVEL,
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      // `npm run dev` sets LOG_PRETTY; production keeps one JSON object per line.
+      ...(config.LOG_PRETTY
+        ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
+        : {})
+    },
     trustProxy: trustProxy(config),
     bodyLimit: config.BODY_LIMIT,
     // Slow clients cannot hold connections open forever.

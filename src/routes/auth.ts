@@ -24,8 +24,8 @@ interface ClientCredentials {
 /**
  * The client credentials of a token request (RFC 6749 §2.3.1): HTTP Basic
  * with form-encoded id and secret, or `client_id`/`client_secret` in the
- * body, never both. An empty Basic pair (as API consoles send for public
- * clients) counts as none.
+ * body, never both. An empty Basic pair (as API consoles such as Swagger UI
+ * send for public clients) counts as none.
  */
 function clientCredentials(request: FastifyRequest, body: { client_id?: string; client_secret?: string }) {
   const header = request.headers.authorization
@@ -43,7 +43,8 @@ function clientCredentials(request: FastifyRequest, body: { client_id?: string; 
     } catch {
       throw new OAuthError('invalid_client', 'Malformed HTTP Basic credentials.', { basicChallenge: true })
     }
-    if (!basic.clientId && !basic.clientSecret) basic = undefined
+    // The public client has no secret: naming it is the same as sending nothing.
+    if (!basic.clientSecret && (!basic.clientId || basic.clientId === PUBLIC_CLIENT_ID)) basic = undefined
   }
   const inBody = body.client_secret !== undefined
   if (basic && (inBody || body.client_id)) {

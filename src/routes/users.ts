@@ -25,6 +25,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       onRequest: asUser,
       schema: {
         tags: ['Users'],
+        operationId: 'getMe',
         summary: 'Your account',
         security: [{ oauth2: [] }],
         response: { 200: UserRef, ...problems(userOnly) }

@@ -18,7 +18,7 @@ export const TokenBody = Type.Object({
   username: Type.Optional(Param(254, 'The email (password grant).')),
   password: Type.Optional(Param(1024, 'The password (password grant).')),
   refresh_token: Type.Optional(Param(200, 'The refresh token (refresh_token grant).')),
-  scope: Type.Optional(Type.Union([Scope, Type.Literal('')])),
+  scope: Type.Optional(Scope),
   client_id: Type.Optional(Param(100, 'Client id, when not sent with HTTP Basic.')),
   client_secret: Type.Optional(Param(200, 'Client secret, when not sent with HTTP Basic.'))
 })

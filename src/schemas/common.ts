@@ -7,10 +7,11 @@ export const IdParams = Type.Object({ id: Id })
 
 export const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254, examples: ['ada@example.com'] })
 export const Timestamp = Type.String({ format: 'date-time' })
+/** Space-separated scopes (RFC 6749 §3.3), or empty: the scopes the holder may have. */
 export const Scope = Type.String({
   maxLength: 500,
-  pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+( [\\x21\\x23-\\x5B\\x5D-\\x7E]+)*$',
-  description: 'Space-separated scopes (RFC 6749 §3.3).',
+  pattern: '^([\\x21\\x23-\\x5B\\x5D-\\x7E]+( [\\x21\\x23-\\x5B\\x5D-\\x7E]+)*)?$',
+  description: 'Space-separated scopes (RFC 6749 §3.3). Empty or absent: every scope the holder may have.',
   examples: ['posts:write']
 })
 
