@@ -23,7 +23,9 @@ export default fp(
           version: '1.0.0',
           description:
             'Accounts, OAuth2 tokens (password, refresh_token and client_credentials grants) and a blog. ' +
-            'Click **Authorize**, enter your email and password under `oauth2 (OAuth2, password)`, then try the routes.',
+            'Click **Authorize**, enter your email and password under `oauth2 (OAuth2, password)` (leave `client_id` and `client_secret` empty), ' +
+            'then **Try it out** on any route. No account yet? `POST /auth/signup` below, or `npm run db:seed` for demo accounts. ' +
+            'Errors are RFC 9457 problem details, except at the token endpoints, which answer RFC 6749 errors.',
           license: { name: 'MIT', url: 'https://opensource.org/licenses/MIT' }
         },
         servers: [{ url: '/' }],
