@@ -23,7 +23,7 @@ const CHROMIUM_FLAGS = [
   '--disable-component-update',
   '--disable-sync'
 ]
-export const SCREENSHOT = path.resolve('test/artifacts/docs-try-it-out.png')
+const SCREENSHOT = path.resolve('test/artifacts/docs-try-it-out.png')
 
 const hasBrowser = existsSync(CHROMIUM)
 const inCi = Boolean(process.env.CI)
