@@ -12,6 +12,7 @@ import fp from 'fastify-plugin'
 import { type Config, trustProxy } from './config.js'
 import authenticate from './plugins/app/authenticate.js'
 import bootstrapAdmin from './plugins/app/bootstrap-admin.js'
+import housekeeping from './plugins/app/housekeeping.js'
 import loginThrottle from './plugins/app/login-throttle.js'
 import passwords from './plugins/app/passwords.js'
 import repositories from './plugins/app/repositories.js'
@@ -57,7 +58,13 @@ export function loggerOptions(config: Config) {
 
 export function serverOptions(config: Config): FastifyServerOptions {
   return {
-    logger: loggerOptions(config),
+    logger: {
+      ...loggerOptions(config),
+      // `npm run dev` sets LOG_PRETTY; production keeps one JSON object per line.
+      ...(config.LOG_PRETTY
+        ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
+        : {})
+    },
     trustProxy: trustProxy(config),
     bodyLimit: config.BODY_LIMIT,
     // Slow clients cannot hold connections open forever.
@@ -105,6 +112,7 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(authenticate)
   await fastify.register(loginThrottle)
   await fastify.register(bootstrapAdmin)
+  await fastify.register(housekeeping)
 
   await fastify.register(serviceRoutes)
   await fastify.register(authRoutes)

@@ -14,6 +14,8 @@ export const ConfigSchema = Type.Object({
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
     { default: 'info' }
   ),
+  /** Human-readable, coloured log lines (pino-pretty, a development dependency) instead of JSON. */
+  LOG_PRETTY: Type.Boolean({ default: false }),
   /** Behind a proxy, which hops to trust for the client address (false, true, a count or a list). */
   TRUST_PROXY: Type.String({ default: 'false' }),
 

@@ -2,6 +2,7 @@
 // PostgreSQL when no DATABASE_URL is given, applies pending migrations,
 // builds the app exactly as the tests do, listens, and shuts down gracefully
 // (finish in-flight requests, close the database, stop the embedded server).
+import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
@@ -15,13 +16,18 @@ function fail(message: string): never {
   process.exit(1)
 }
 
-function banner(config: Config, address: string, embedded: EmbeddedDatabase | undefined, signing: string) {
+/** The one block a person reads at start: where the API and its docs are, which database, which keys. */
+function banner(config: Config, port: number, embedded: EmbeddedDatabase | undefined, signing: string) {
+  // On every interface, the address to type into a browser on this machine is localhost.
+  const everywhere = config.HOST === '0.0.0.0' || config.HOST === '::'
+  const host = everywhere ? 'localhost' : config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST
+  const address = `http://${host}:${port}`
   const database = embedded
     ? `embedded PostgreSQL on 127.0.0.1:${embedded.port}, data in ${embedded.dataDir}`
     : `external PostgreSQL at ${new URL(config.DATABASE_URL ?? '').host}`
   const lines = [
     '',
-    `  Blog API listening on ${address}`,
+    `  Blog API listening on ${address}${everywhere ? ` (all interfaces, ${config.HOST})` : ''}`,
     `  Docs:      ${address}/docs`,
     `  Database:  ${database}`,
     `  Signing:   ${config.JWT_ALGORITHM} (${signing})`,
@@ -82,8 +88,8 @@ async function main() {
     await fastify.close()
   })
 
-  const address = await fastify.listen({ host: config.HOST, port: config.PORT })
-  banner(config, address.replace('0.0.0.0', 'localhost'), embedded, fastify.signingKeys.source)
+  await fastify.listen({ host: config.HOST, port: config.PORT })
+  banner(config, (fastify.server.address() as AddressInfo).port, embedded, fastify.signingKeys.source)
 }
 
 await main()

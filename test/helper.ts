@@ -50,8 +50,14 @@ export async function testConfig(overrides: Partial<Config> = {}): Promise<Confi
 export async function buildApp(overrides: Partial<Config> = {}, fastifyOptions = {}): Promise<FastifyInstance> {
   const config = await testConfig(overrides)
   const fastify = Fastify({ ...serverOptions(config), ...fastifyOptions })
-  await fastify.register(app, { config })
-  await fastify.ready()
+  try {
+    await fastify.register(app, { config })
+    await fastify.ready()
+  } catch (error) {
+    // An app that fails to start still closes what it opened.
+    await fastify.close().catch(() => undefined)
+    throw error
+  }
   return fastify
 }
 

@@ -225,3 +225,17 @@ describe('revocation across instances', () => {
     }
   })
 })
+
+describe('housekeeping', () => {
+  it('prunes sessions that ended long ago, with their refresh tokens, and keeps live ones', async () => {
+    const gone = await userWithToken(ctx.app)
+    const live = await userWithToken(ctx.app)
+    await ctx.app.inject({ method: 'POST', url: '/auth/logout', headers: gone.headers })
+    await ctx.app.prisma.session.updateMany({ where: { userId: gone.id }, data: { endedAt: new Date(Date.now() - 2 * 86_400_000) } })
+    const pruned = await ctx.app.sessionsRepository.prune(new Date(Date.now() - 86_400_000))
+    expect(pruned).toBeGreaterThanOrEqual(1)
+    expect(await ctx.app.prisma.session.count({ where: { userId: gone.id } })).toBe(0)
+    expect(await ctx.app.prisma.refreshToken.count({ where: { session: { userId: gone.id } } })).toBe(0)
+    expect((await refresh(live.tokens.refresh_token ?? '')).statusCode).toBe(200)
+  })
+})

@@ -243,6 +243,16 @@ describe('password grant', () => {
     expect(response.statusCode).toBe(200)
   })
 
+  it('the public client named without a secret, in Basic or in the body, logs in like no client', async () => {
+    const { email } = await signup(ctx.app)
+    const form = { grant_type: 'password', username: email, password: PASSWORD }
+    const viaBasic = await tokenRequest(ctx.app, form, { authorization: basicAuth('public', '') })
+    expect(viaBasic.statusCode).toBe(200)
+    const inBody = await tokenRequest(ctx.app, { ...form, client_id: 'public' })
+    expect(inBody.statusCode).toBe(200)
+    expect(decodeJwt(inBody.json().access_token).claims.client_id).toBe('public')
+  })
+
   it('wrong client credentials on a password login are invalid_client with a Basic challenge', async () => {
     const { email } = await signup(ctx.app)
     const response = await tokenRequest(

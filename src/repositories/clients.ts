@@ -48,6 +48,12 @@ export function createClientsRepository(prisma: PrismaClient, sessions: Sessions
       return toPage(rows, query.limit, toClientDto)
     },
 
+    /** The oldest client of that name, if any (names are labels, not unique). */
+    async findByName(name: string) {
+      const client = await prisma.client.findFirst({ where: { name }, orderBy: { createdAt: 'asc' }, select: clientSelect })
+      return client ? toClientDto(client) : undefined
+    },
+
     /** Replaces the secret; the old one and every token minted with it stop working. */
     async rotateSecret(id: string) {
       const secret = newOpaqueToken(CLIENT_SECRET_PREFIX)

@@ -149,6 +149,17 @@ export function createSessionsRepository(prisma: PrismaClient, revocations: Revo
       return withRevocation(async () => ({ result: undefined, revoked: [tokenId] }))
     },
 
+    /**
+     * Deletes sessions (with their refresh tokens) that ended or expired before
+     * `before`. Reuse detection needs a session's spent tokens only while it lives.
+     */
+    async prune(before: Date) {
+      const { count } = await prisma.session.deleteMany({
+        where: { OR: [{ endedAt: { lt: before } }, { expiresAt: { lt: before } }] }
+      })
+      return count
+    },
+
     /** The session a refresh token belongs to, if it is one this service issued. */
     async findByRefreshToken(token: string) {
       const row = await prisma.refreshToken.findUnique({

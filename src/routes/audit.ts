@@ -16,12 +16,13 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       schema: {
         tags: ['Administration'],
         summary: 'Security events (admins)',
+        operationId: 'listAuditEvents',
         description:
           'Logins and their failures, lockouts, refreshes, refresh-token reuse, logouts, revocations, password changes, and changes to users and service clients; newest first, in pages of `limit`. `user_id` matches events by that account and administrative actions on it; `kind` one kind of event.',
         security: [{ oauth2: [] }],
         querystring: AuditEventsQuery,
         response: {
-          200: Page(AuditEvent),
+          200: Page(AuditEvent, 'A page of security events, newest first.'),
           ...problems({
             400: 'Invalid query',
             401: 'Missing, invalid or revoked token',

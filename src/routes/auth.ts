@@ -1,15 +1,14 @@
 // Accounts and tokens: signup, the OAuth2 token endpoint (password,
 // refresh_token and client_credentials grants), RFC 7009 revocation, logout.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { badRequest, OAuthError } from '../lib/errors.js'
 import { REFRESH_TOKEN_PREFIX } from '../lib/opaque-tokens.js'
 import type { Principal } from '../plugins/infra/jwt.js'
 import { grantScopes, parseScope, scopesForRole } from '../lib/scopes.js'
 import { OAuthErrorResponse, RevokeBody, TokenBody, TokenResponse } from '../schemas/auth.js'
-import { NoContent, problems } from '../schemas/common.js'
-import { SignupBody, UserRef } from '../schemas/users.js'
+import { NoContent, problems, refTo } from '../schemas/common.js'
+import { SignupBody, User } from '../schemas/users.js'
 import { trimFields } from '../lib/trim.js'
 import { auditActor } from '../repositories/audit.js'
 
@@ -25,8 +24,8 @@ interface ClientCredentials {
 /**
  * The client credentials of a token request (RFC 6749 §2.3.1): HTTP Basic
  * with form-encoded id and secret, or `client_id`/`client_secret` in the
- * body, never both. An empty Basic pair (as API consoles send for public
- * clients) counts as none.
+ * body, never both. An empty Basic pair (as API consoles such as Swagger UI
+ * send for public clients) counts as none.
  */
 function clientCredentials(request: FastifyRequest, body: { client_id?: string; client_secret?: string }) {
   const header = request.headers.authorization
@@ -44,7 +43,8 @@ function clientCredentials(request: FastifyRequest, body: { client_id?: string; 
     } catch {
       throw new OAuthError('invalid_client', 'Malformed HTTP Basic credentials.', { basicChallenge: true })
     }
-    if (!basic.clientId && !basic.clientSecret) basic = undefined
+    // The public client has no secret: naming it is the same as sending nothing.
+    if (!basic.clientSecret && (!basic.clientId || basic.clientId === PUBLIC_CLIENT_ID)) basic = undefined
   }
   const inBody = body.client_secret !== undefined
   if (basic && (inBody || body.client_id)) {
@@ -77,11 +77,15 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       preValidation: trimFields(['email', 'full_name']),
       schema: {
         tags: ['Accounts'],
+        operationId: 'signup',
         summary: 'Create an account',
-        description: 'Creates a user account with the `user` role. The email is stored lower-cased.',
+        description:
+          'Creates a user account with the `user` role. The email is stored lower-cased; the password must have at least `PASSWORD_MIN_LENGTH` characters (12 by default). Then log in with the token endpoint.',
         body: SignupBody,
         response: {
-          201: UserRef,
+          201: refTo(User, 'The new account.', {
+            headers: { Location: { type: 'string', description: 'The path of the new account.' } }
+          }),
           ...problems({ 400: 'Invalid body or weak password', 409: 'The email is taken', 429: 'Too many attempts' })
         }
       }
@@ -102,14 +106,24 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       config: { oauthErrors: true, rateLimit },
       schema: {
         tags: ['Accounts'],
+        operationId: 'token',
         summary: 'Get tokens (OAuth2 token endpoint)',
         description: tokenDescription,
         consumes: ['application/x-www-form-urlencoded', 'application/json'],
         body: TokenBody,
         response: {
           200: TokenResponse,
-          400: { ...OAuthErrorResponse, description: 'RFC 6749 error' },
-          401: { ...OAuthErrorResponse, description: '`invalid_client`' },
+          400: {
+            ...OAuthErrorResponse,
+            description:
+              'RFC 6749 error: `invalid_request`, `invalid_grant` (wrong email or password, spent or unknown refresh token), `unsupported_grant_type` or `invalid_scope`.'
+          },
+          401: {
+            ...OAuthErrorResponse,
+            description: '`invalid_client`: client authentication failed (with a Basic challenge when Basic was used).',
+            examples: [{ error: 'invalid_client', error_description: 'Client authentication failed.' }],
+            headers: { 'WWW-Authenticate': { type: 'string', description: 'A Basic challenge, when the client used HTTP Basic.' } }
+          },
           ...problems({
             429: 'Too many requests from this address, or too many failed logins for this email: problem details and `Retry-After`',
             503: 'Temporarily unavailable'
@@ -220,15 +234,20 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       config: { oauthErrors: true, rateLimit },
       schema: {
         tags: ['Accounts'],
+        operationId: 'revoke',
         summary: 'Revoke a token (RFC 7009)',
         description:
           'Revokes a refresh token or an access token. For a user, the whole session ends: its refresh token and every access token it produced. Answers 200 whether or not the token was valid, so it tells nothing about tokens.',
         consumes: ['application/x-www-form-urlencoded', 'application/json'],
         body: RevokeBody,
         response: {
-          200: Type.Unsafe<undefined>({ type: 'null', description: 'Revoked, or nothing to revoke.' }),
-          400: OAuthErrorResponse,
-          ...problems({ 429: 'Too many requests from this address' })
+          200: NoContent('Revoked, or nothing to revoke (the answer is the same).'),
+          400: {
+            ...OAuthErrorResponse,
+            description: '`invalid_request`: no `token`.',
+            examples: [{ error: 'invalid_request', error_description: 'Invalid or missing parameter: token.' }]
+          },
+          ...problems({ 429: 'Too many attempts' })
         }
       }
     },
@@ -258,11 +277,12 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       onRequest: [fastify.authenticate],
       schema: {
         tags: ['Accounts'],
+        operationId: 'logout',
         summary: 'Log out',
         description:
           "Ends the caller's session: its refresh token and every access token it produced stop working at once. For a service client, the presented token is revoked.",
         security: [{ oauth2: [] }],
-        response: { 204: NoContent, ...problems({ 401: 'Missing, invalid or revoked token' }) }
+        response: { 204: NoContent('Logged out.'), ...problems({ 401: 'Missing, invalid or revoked token' }) }
       }
     },
     async (request, reply) => {

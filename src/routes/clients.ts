@@ -21,11 +21,19 @@ const clientsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
       schema: {
         tags: ['Service clients'],
+        operationId: 'createClient',
         summary: 'Register a service client',
         description: 'The `client_secret` is shown only in this answer; it is stored as a hash.',
         security: [{ oauth2: ['clients:manage'] }],
         body: CreateClientBody,
-        response: { 201: ClientWithSecret, ...problems({ ...managed, 400: 'Invalid body' }) }
+        response: {
+          201: {
+            ...ClientWithSecret,
+            description: 'The new client, with its secret (the only time it is shown).',
+            headers: { Location: { type: 'string', description: 'The path of the new client.' } }
+          },
+          ...problems({ ...managed, 400: 'Invalid body' })
+        }
       }
     },
     async (request, reply) => {
@@ -41,11 +49,12 @@ const clientsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       onRequest: manager,
       schema: {
         tags: ['Service clients'],
+        operationId: 'listClients',
         summary: 'List service clients',
-        description: 'Never shows secrets.',
+        description: 'Oldest first, in pages of `limit`; pass `next_cursor` as `cursor` for the next page. Never shows secrets.',
         security: [{ oauth2: ['clients:manage'] }],
         querystring: Type.Object({ limit: Limit, cursor: Type.Optional(Cursor) }, { additionalProperties: false }),
-        response: { 200: Page(Client), ...problems({ ...managed, 400: 'Invalid query' }) }
+        response: { 200: Page(Client, 'A page of service clients, oldest first.'), ...problems({ ...managed, 400: 'Invalid query' }) }
       }
     },
     async (request) => clients.list(request.query)
@@ -57,11 +66,15 @@ const clientsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       onRequest: manager,
       schema: {
         tags: ['Service clients'],
+        operationId: 'rotateClientSecret',
         summary: 'Rotate a client secret',
         description: 'Issues a new secret. The old one, and every token minted with it, stop working at once.',
         security: [{ oauth2: ['clients:manage'] }],
         params: IdParams,
-        response: { 200: ClientWithSecret, ...problems({ ...managed, 404: 'Unknown client' }) }
+        response: {
+          200: { ...ClientWithSecret, description: 'The client with its new secret (the only time it is shown).' },
+          ...problems({ ...managed, 400: 'Invalid id', 404: 'Unknown client' })
+        }
       }
     },
     async (request) => {
@@ -77,11 +90,12 @@ const clientsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       onRequest: manager,
       schema: {
         tags: ['Service clients'],
+        operationId: 'deleteClient',
         summary: 'Delete a service client',
         description: 'Its tokens stop working at once.',
         security: [{ oauth2: ['clients:manage'] }],
         params: IdParams,
-        response: { 204: NoContent, ...problems({ ...managed, 404: 'Unknown client' }) }
+        response: { 204: NoContent('Deleted; its tokens stop working.'), ...problems({ ...managed, 400: 'Invalid id', 404: 'Unknown client' }) }
       }
     },
     async (request, reply) => {

@@ -5,8 +5,8 @@ import type { FastifyRequest } from 'fastify'
 import { forbidden, notFound, ProblemError } from '../lib/errors.js'
 import { trimFields } from '../lib/trim.js'
 import { postEtag, toPostDto } from '../repositories/posts.js'
-import { IdParams, NoContent, Page, problems } from '../schemas/common.js'
-import { CreatePostBody, Post, PostRef, PostsQuery, UpdatePostBody } from '../schemas/posts.js'
+import { type HeaderDocs, IdParams, NoContent, Page, problems, refTo } from '../schemas/common.js'
+import { CreatePostBody, Post, PostsQuery, UpdatePostBody } from '../schemas/posts.js'
 
 const writeProblems = {
   400: 'Invalid body',
@@ -14,6 +14,10 @@ const writeProblems = {
   403: 'Not the author, or missing posts:write',
   404: 'Unknown post',
   412: 'The post changed since the If-Match version'
+}
+
+const etagHeader: HeaderDocs = {
+  ETag: { type: 'string', description: 'The version of the post: send it back as `If-Match` when you change it.' }
 }
 
 /** RFC 9110 §13.1.1: `*`, or a list of strong ETags one of which must match. */
@@ -51,10 +55,11 @@ const postsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     {
       schema: {
         tags: ['Posts'],
+        operationId: 'listPosts',
         summary: 'List posts',
         description: 'Newest first. Filter by `author_id`; pass `next_cursor` as `cursor` for the next page.',
         querystring: PostsQuery,
-        response: { 200: Page(Post), ...problems({ 400: 'Invalid query' }) }
+        response: { 200: Page(Post, 'A page of posts, newest first.'), ...problems({ 400: 'Invalid query' }) }
       }
     },
     async (request) =>
@@ -66,10 +71,15 @@ const postsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     {
       schema: {
         tags: ['Posts'],
+        operationId: 'getPost',
         summary: 'A post',
         description: 'Answers with an `ETag`; send it back as `If-Match` when you update, or `If-None-Match` to get 304.',
         params: IdParams,
-        response: { 200: PostRef, 304: NoContent, ...problems({ 404: 'Unknown post' }) }
+        response: {
+          200: refTo(Post, 'The post.', { headers: etagHeader }),
+          304: NoContent('Not modified: the `If-None-Match` version is current.'),
+          ...problems({ 400: 'Invalid id', 404: 'Unknown post' })
+        }
       }
     },
     async (request, reply) => {
@@ -89,10 +99,22 @@ const postsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       preValidation: trimFields(['title', 'content']),
       schema: {
         tags: ['Posts'],
+        operationId: 'createPost',
         summary: 'Publish a post',
+        description:
+          'Publishes a post as the caller. `title` (1 to 200 characters) and `content` (1 to 50 000) are trimmed. Needs a user token with `posts:write`.',
         security: [{ oauth2: ['posts:write'] }],
         body: CreatePostBody,
-        response: { 201: PostRef, ...problems({ 400: 'Invalid body', 401: writeProblems[401], 403: 'Missing posts:write' }) }
+        response: {
+          201: refTo(Post, 'The new post.', {
+            headers: { ...etagHeader, Location: { type: 'string', description: 'The path of the new post.' } }
+          }),
+          ...problems({
+            400: 'Invalid body',
+            401: writeProblems[401],
+            403: 'Missing posts:write, or a service client (posts need an author)'
+          })
+        }
       }
     },
     async (request, reply) => {
@@ -108,12 +130,13 @@ const postsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       preValidation: trimFields(['title', 'content']),
       schema: {
         tags: ['Posts'],
+        operationId: 'updatePost',
         summary: 'Edit a post',
         description: 'The author or an admin. Send `If-Match` with the ETag you read to avoid overwriting a newer edit (412).',
         security: [{ oauth2: ['posts:write'] }],
         params: IdParams,
         body: UpdatePostBody,
-        response: { 200: PostRef, ...problems(writeProblems) }
+        response: { 200: refTo(Post, 'The edited post.', { headers: etagHeader }), ...problems(writeProblems) }
       }
     },
     async (request, reply) => {
@@ -130,11 +153,12 @@ const postsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       onRequest: writer,
       schema: {
         tags: ['Posts'],
+        operationId: 'deletePost',
         summary: 'Delete a post',
         description: 'The author or an admin. Honours `If-Match`.',
         security: [{ oauth2: ['posts:write'] }],
         params: IdParams,
-        response: { 204: NoContent, ...problems({ ...writeProblems, 400: 'Invalid id' }) }
+        response: { 204: NoContent('Deleted.'), ...problems({ ...writeProblems, 400: 'Invalid id' }) }
       }
     },
     async (request, reply) => {

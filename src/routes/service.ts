@@ -11,8 +11,19 @@ const serviceRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     {
       schema: {
         tags: ['Service'],
+        operationId: 'index',
         summary: 'Index',
-        response: { 200: Type.Object({ message: Type.String(), docs: Type.String() }) }
+        description: 'What this service is, and where its docs are.',
+        response: {
+          200: Type.Object(
+            { message: Type.String(), docs: Type.String({ description: 'The path of the docs page.' }) },
+            {
+              description: 'The index.',
+              examples: [{ message: 'Blog API: accounts, OAuth2 tokens and posts. The docs are at /docs.', docs: '/docs' }]
+            }
+          ),
+          ...problems({})
+        }
       }
     },
     async () => ({ message: 'Blog API: accounts, OAuth2 tokens and posts. The docs are at /docs.', docs: '/docs' })
@@ -23,9 +34,13 @@ const serviceRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     {
       schema: {
         tags: ['Service'],
+        operationId: 'health',
         summary: 'Liveness',
-        description: 'Answers while the process runs; never touches the database.',
-        response: { 200: Type.Object({ status: Type.Literal('ok') }) }
+        description: 'Answers while the process runs; never touches the database. For a liveness probe.',
+        response: {
+          200: Type.Object({ status: Type.Literal('ok') }, { description: 'The process runs.', examples: [{ status: 'ok' }] }),
+          ...problems({})
+        }
       }
     },
     async () => ({ status: 'ok' as const })
@@ -36,9 +51,16 @@ const serviceRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     {
       schema: {
         tags: ['Service'],
+        operationId: 'ready',
         summary: 'Readiness',
-        description: 'Answers 200 when the database answers, else 503.',
-        response: { 200: Type.Object({ status: Type.Literal('ready') }), ...problems({ 503: 'The database is unreachable' }) }
+        description: 'Answers 200 when the database answers, else 503. For a readiness probe or a load balancer.',
+        response: {
+          200: Type.Object(
+            { status: Type.Literal('ready') },
+            { description: 'The database answers.', examples: [{ status: 'ready' }] }
+          ),
+          ...problems({ 503: 'The database is unreachable' })
+        }
       }
     },
     async () => {
@@ -57,9 +79,11 @@ const serviceRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     {
       schema: {
         tags: ['Service'],
+        operationId: 'jwks',
         summary: 'Public keys (JWKS)',
-        description: 'The keys that verify access tokens (RFC 7517); empty when tokens are signed with HS256.',
-        response: { 200: Jwks }
+        description:
+          'The keys that verify access tokens (RFC 7517); empty when tokens are signed with HS256. Cacheable for 5 minutes.',
+        response: { 200: Jwks, ...problems({}) }
       }
     },
     async (_request, reply) => {

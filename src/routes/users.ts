@@ -3,15 +3,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { badRequest, forbidden } from '../lib/errors.js'
 import { trimFields } from '../lib/trim.js'
 import { auditActor } from '../repositories/audit.js'
-import { IdParams, NoContent, Page, problems } from '../schemas/common.js'
-import {
-  AdminUpdateUserBody,
-  ChangePasswordBody,
-  UpdateMeBody,
-  User,
-  UserRef,
-  UsersQuery
-} from '../schemas/users.js'
+import { IdParams, NoContent, Page, problems, refTo } from '../schemas/common.js'
+import { AdminUpdateUserBody, ChangePasswordBody, UpdateMeBody, User, UsersQuery } from '../schemas/users.js'
 
 const bearer = { 401: 'Missing, invalid or revoked token' }
 const userOnly = { ...bearer, 403: 'Service clients have no account' }
@@ -26,9 +19,11 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       onRequest: asUser,
       schema: {
         tags: ['Users'],
+        operationId: 'getMe',
         summary: 'Your account',
+        description: 'The account of the user the access token belongs to. Service clients have none (403).',
         security: [{ oauth2: [] }],
-        response: { 200: UserRef, ...problems(userOnly) }
+        response: { 200: refTo(User, 'Your account.'), ...problems(userOnly) }
       }
     },
     async (request) => users.get(request.user.id)
@@ -41,10 +36,15 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       preValidation: trimFields(['email', 'full_name']),
       schema: {
         tags: ['Users'],
+        operationId: 'updateMe',
         summary: 'Change your name or email',
+        description: 'Send `full_name`, `email` or both; other fields are refused. A new email is stored lower-cased.',
         security: [{ oauth2: [] }],
         body: UpdateMeBody,
-        response: { 200: UserRef, ...problems({ ...userOnly, 400: 'Invalid body', 409: 'The email is taken' }) }
+        response: {
+          200: refTo(User, 'Your updated account.'),
+          ...problems({ ...userOnly, 400: 'Invalid body', 409: 'The email is taken' })
+        }
       }
     },
     async (request) => {
@@ -67,12 +67,13 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       config: { rateLimit: { max: config.AUTH_RATE_LIMIT_MAX, timeWindow: config.AUTH_RATE_LIMIT_WINDOW * 1000 } },
       schema: {
         tags: ['Users'],
+        operationId: 'changePassword',
         summary: 'Change your password',
         description: 'Needs the current password. Every other session of the account ends; this one goes on.',
         security: [{ oauth2: [] }],
         body: ChangePasswordBody,
         response: {
-          204: NoContent,
+          204: NoContent('Changed; every other session has ended.'),
           ...problems({
             ...userOnly,
             400: 'Wrong current password, or a weak new one',
@@ -105,10 +106,14 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       onRequest: asUser,
       schema: {
         tags: ['Users'],
+        operationId: 'deleteMe',
         summary: 'Delete your account',
         description: 'Deletes the account with its posts and sessions; every token of it stops working.',
         security: [{ oauth2: [] }],
-        response: { 204: NoContent, ...problems({ ...userOnly, 409: 'The last admin cannot be deleted' }) }
+        response: {
+          204: NoContent('Deleted, with its posts and sessions.'),
+          ...problems({ ...userOnly, 409: 'The last admin cannot be deleted' })
+        }
       }
     },
     async (request, reply) => {
@@ -124,11 +129,15 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       onRequest: [fastify.authenticate],
       schema: {
         tags: ['Users'],
+        operationId: 'getUser',
         summary: 'A user',
         description: 'Yourself, or anyone for an admin or a holder of `users:read`. Others get 403, whether or not the id exists.',
         security: [{ oauth2: [] }],
         params: IdParams,
-        response: { 200: UserRef, ...problems({ ...bearer, 403: 'Not yourself, and not an admin', 404: 'Unknown user (admins only)' }) }
+        response: {
+          200: refTo(User, 'The account.'),
+          ...problems({ ...bearer, 400: 'Invalid id', 403: 'Not yourself, and not an admin', 404: 'Unknown user (admins only)' })
+        }
       }
     },
     async (request) => {
@@ -148,11 +157,15 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       onRequest: [fastify.authenticate, fastify.requireScope('users:read')],
       schema: {
         tags: ['Administration'],
+        operationId: 'listUsers',
         summary: 'List users',
         description: 'Oldest first, in pages of `limit`; pass `next_cursor` as `cursor` for the next page.',
         security: [{ oauth2: ['users:read'] }],
         querystring: UsersQuery,
-        response: { 200: Page(User), ...problems({ ...bearer, 400: 'Invalid query', 403: 'Needs users:read' }) }
+        response: {
+          200: Page(User, 'A page of users, oldest first.'),
+          ...problems({ ...bearer, 400: 'Invalid query', 403: 'Needs users:read' })
+        }
       }
     },
     async (request) => users.list(request.query)
@@ -164,6 +177,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       onRequest: [fastify.authenticate, fastify.requireScope('users:write')],
       schema: {
         tags: ['Administration'],
+        operationId: 'updateUser',
         summary: 'Activate, deactivate or change the role of a user',
         description:
           "A deactivated user's tokens stop working at once, and so do those of a user whose role changes (they carry the old role's scopes). The last active admin cannot be demoted or deactivated (409).",
@@ -171,8 +185,14 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         params: IdParams,
         body: AdminUpdateUserBody,
         response: {
-          200: UserRef,
-          ...problems({ ...bearer, 400: 'Invalid body', 403: 'Needs users:write', 404: 'Unknown user', 409: 'Last admin' })
+          200: refTo(User, 'The updated account.'),
+          ...problems({
+            ...bearer,
+            400: 'Invalid body',
+            403: 'Needs users:write',
+            404: 'Unknown user',
+            409: 'The last active admin cannot be demoted or deactivated'
+          })
         }
       }
     },

@@ -18,18 +18,53 @@ export const TokenBody = Type.Object({
   username: Type.Optional(Param(254, 'The email (password grant).')),
   password: Type.Optional(Param(1024, 'The password (password grant).')),
   refresh_token: Type.Optional(Param(200, 'The refresh token (refresh_token grant).')),
-  scope: Type.Optional(Type.Union([Scope, Type.Literal('')])),
+  scope: Type.Optional(Scope),
   client_id: Type.Optional(Param(100, 'Client id, when not sent with HTTP Basic.')),
   client_secret: Type.Optional(Param(200, 'Client secret, when not sent with HTTP Basic.'))
+}, {
+  // Named examples, one per grant (OpenAPI media-type `examples`).
+  'x-examples': {
+    password: {
+      summary: 'Log in with email and password',
+      value: { grant_type: 'password', username: 'ada@example.com', password: 'correct horse battery staple' }
+    },
+    refresh_token: {
+      summary: 'Refresh (the refresh token is spent, a new one comes back)',
+      value: { grant_type: 'refresh_token', refresh_token: 'bapi_rt_3q2-7wEXAMPLEexampleEXAMPLEexampleEXAMPLEex' }
+    },
+    client_credentials: {
+      summary: 'A service logs in (credentials here, or with HTTP Basic)',
+      value: {
+        grant_type: 'client_credentials',
+        client_id: '3f0c9a1e-7d2b-4c5a-8e6f-1a2b3c4d5e6f',
+        client_secret: 'bapi_cs_Q2hhbmdlIG1lOiBJIGFtIGFuIGV4YW1wbGUgc2VjcmV0',
+        scope: 'users:read'
+      }
+    }
+  }
 })
 
-export const TokenResponse = Type.Object({
-  access_token: Type.String(),
-  token_type: Type.Literal('bearer'),
-  expires_in: Type.Integer({ description: 'Seconds until the access token expires.' }),
-  refresh_token: Type.Optional(Type.String({ description: 'Only for the password and refresh_token grants.' })),
-  scope: Type.String()
-})
+export const TokenResponse = Type.Object(
+  {
+    access_token: Type.String({ description: 'An RFC 9068 JWT: send it as `Authorization: Bearer <token>`.' }),
+    token_type: Type.Literal('bearer'),
+    expires_in: Type.Integer({ description: 'Seconds until the access token expires.' }),
+    refresh_token: Type.Optional(Type.String({ description: 'Only for the password and refresh_token grants.' })),
+    scope: Type.String({ description: 'The scopes granted, space-separated.' })
+  },
+  {
+    description: 'Tokens (sent with `Cache-Control: no-store`).',
+    examples: [
+      {
+        access_token: 'eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCIsImtpZCI6IjVjNmY0YjJhIn0.eyJzdWIiOiI2ZjFjMmQzZSJ9.c2lnbmF0dXJl',
+        token_type: 'bearer',
+        expires_in: 900,
+        refresh_token: 'bapi_rt_3q2-7wEXAMPLEexampleEXAMPLEexampleEXAMPLEex',
+        scope: 'posts:write'
+      }
+    ]
+  }
+)
 
 export const OAuthErrorResponse = Type.Object(
   {
@@ -45,13 +80,21 @@ export const OAuthErrorResponse = Type.Object(
     ),
     error_description: Type.String()
   },
-  { description: 'RFC 6749 §5.2 error.' }
+  {
+    description: 'RFC 6749 §5.2 error.',
+    examples: [{ error: 'invalid_grant', error_description: 'The email or password is incorrect.' }]
+  }
 )
 
-export const RevokeBody = Type.Object({
-  token: Type.String({ minLength: 1, maxLength: 8192 }),
-  token_type_hint: Type.Optional(Type.String({ maxLength: 50, examples: ['refresh_token', 'access_token'] }))
-})
+export const RevokeBody = Type.Object(
+  {
+    token: Type.String({ minLength: 1, maxLength: 8192, description: 'A refresh token or an access token.' }),
+    token_type_hint: Type.Optional(
+      Type.String({ maxLength: 50, description: '`refresh_token` or `access_token`; a hint only.' })
+    )
+  },
+  { examples: [{ token: 'bapi_rt_3q2-7wEXAMPLEexampleEXAMPLEexampleEXAMPLEex', token_type_hint: 'refresh_token' }] }
+)
 
 export const Jwks = Type.Object({
   keys: Type.Array(
@@ -65,4 +108,13 @@ export const Jwks = Type.Object({
       use: Type.String()
     })
   )
+}, {
+  description: 'The public keys that verify access tokens (RFC 7517), picked by `kid`.',
+  examples: [
+    {
+      keys: [
+        { kty: 'OKP', crv: 'Ed25519', x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo', kid: '5c6f4b2a', alg: 'EdDSA', use: 'sig' }
+      ]
+    }
+  ]
 })

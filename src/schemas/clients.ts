@@ -12,20 +12,30 @@ export const ClientScope = Type.Union([
 export const CreateClientBody = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 100, examples: ['billing-service'] }),
-    scopes: Type.Array(ClientScope, { maxItems: 3, uniqueItems: true, examples: [['users:read']] })
+    scopes: Type.Array(ClientScope, { maxItems: 3, uniqueItems: true })
   },
-  { additionalProperties: false }
+  { additionalProperties: false, examples: [{ name: 'billing-service', scopes: ['users:read'] }] }
 )
+
+const clientExample = {
+  client_id: '3f0c9a1e-7d2b-4c5a-8e6f-1a2b3c4d5e6f',
+  name: 'billing-service',
+  scopes: ['users:read'],
+  created_at: '2026-01-15T11:00:00.000Z'
+}
 
 export const Client = Type.Object(
   { client_id: Id, name: Type.String(), scopes: Type.Array(Type.String()), created_at: Timestamp },
-  { $id: 'Client' }
+  { $id: 'Client', description: 'A service client; its secret is never shown again.', examples: [clientExample] }
 )
 
-export const ClientWithSecret = Type.Object({
-  client_id: Id,
-  client_secret: Type.String({ description: 'Shown only once.' }),
-  name: Type.String(),
-  scopes: Type.Array(Type.String()),
-  created_at: Timestamp
-})
+export const ClientWithSecret = Type.Object(
+  {
+    client_id: Id,
+    client_secret: Type.String({ description: 'Shown only once.' }),
+    name: Type.String(),
+    scopes: Type.Array(Type.String()),
+    created_at: Timestamp
+  },
+  { examples: [{ ...clientExample, client_secret: 'bapi_cs_Q2hhbmdlIG1lOiBJIGFtIGFuIGV4YW1wbGUgc2VjcmV0' }] }
+)

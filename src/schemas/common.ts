@@ -1,5 +1,6 @@
 // Small shared schema atoms, composed into the request and response schemas
 // of every route. TypeScript types come from these with `Static<>`.
+import { STATUS_CODES } from 'node:http'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 
 export const Id = Type.String({ format: 'uuid', description: 'An opaque identifier (UUID).' })
@@ -7,10 +8,11 @@ export const IdParams = Type.Object({ id: Id })
 
 export const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254, examples: ['ada@example.com'] })
 export const Timestamp = Type.String({ format: 'date-time' })
+/** Space-separated scopes (RFC 6749 §3.3), or empty: the scopes the holder may have. */
 export const Scope = Type.String({
   maxLength: 500,
-  pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+( [\\x21\\x23-\\x5B\\x5D-\\x7E]+)*$',
-  description: 'Space-separated scopes (RFC 6749 §3.3).',
+  pattern: '^([\\x21\\x23-\\x5B\\x5D-\\x7E]+( [\\x21\\x23-\\x5B\\x5D-\\x7E]+)*)?$',
+  description: 'Space-separated scopes (RFC 6749 §3.3). Empty or absent: every scope the holder may have.',
   examples: ['posts:write']
 })
 
@@ -23,21 +25,86 @@ export const Problem = Type.Object(
     title: Type.String({ examples: ['Not Found'] }),
     status: Type.Integer({ examples: [404] }),
     detail: Type.String({ examples: ['Post not found.'] }),
-    errors: Type.Optional(Type.Array(FieldError))
+    errors: Type.Optional(Type.Array(FieldError, { description: 'For invalid requests (400): what is wrong with which field.' }))
   },
   { $id: 'Problem', description: 'RFC 9457 problem details (application/problem+json).' }
 )
 
-/** A `$ref` to a shared schema (added with `fastify.addSchema`), typed as that schema. */
-export function refTo<T extends TSchema & { $id?: string }>(schema: T, description?: string) {
+/** Response headers, as the OpenAPI document shows them. */
+export type HeaderDocs = Record<string, { type: 'string' | 'integer'; description: string }>
+
+/**
+ * A `$ref` to a shared schema (added with `fastify.addSchema`), typed as that
+ * schema, with the response's description and the schema's own examples.
+ */
+export function refTo<T extends TSchema & { $id?: string }>(
+  schema: T,
+  description?: string,
+  options: { headers?: HeaderDocs } = {}
+) {
   if (!schema.$id) throw new Error('refTo needs a schema with an $id')
-  return Type.Unsafe<Static<T>>(Type.Ref(schema.$id, description ? { description } : {}))
+  return Type.Unsafe<Static<T>>(
+    Type.Ref(schema.$id, {
+      ...(description ? { description } : {}),
+      ...(schema.examples ? { examples: schema.examples as unknown[] } : {}),
+      ...options
+    })
+  )
 }
 
-/** Maps status codes to problem responses, with a description for the docs. */
-export function problems(descriptions: Record<number, string>): Record<number, TSchema> {
+export type ProblemDto = Static<typeof Problem>
+type FieldErrorDto = Static<typeof FieldError>
+
+// Headers that come with some problems.
+const PROBLEM_HEADERS: Record<string, HeaderDocs> = {
+  401: { 'WWW-Authenticate': { type: 'string', description: 'RFC 6750 Bearer challenge (RFC 6749 Basic on the token endpoint).' } },
+  403: { 'WWW-Authenticate': { type: 'string', description: 'With `error="insufficient_scope"` when a scope is missing.' } },
+  429: { 'Retry-After': { type: 'integer', description: 'Seconds to wait before trying again.' } },
+  503: { 'Retry-After': { type: 'integer', description: 'Seconds to wait before trying again.' } }
+}
+
+/** A plausible field error for a 400 described as being about an id, a query or a body. */
+function exampleFieldError(description: string): FieldErrorDto {
+  if (/\bid\b/i.test(description)) return { field: 'id', message: 'must match format "uuid"' }
+  if (/query/i.test(description)) return { field: 'limit', message: 'must be <= 100' }
+  return { field: 'body', message: 'must be object' }
+}
+
+/** One problem response for the docs: its description, an example body and its headers. */
+function problemResponse(status: string, description: string) {
+  const code = status === 'default' ? 500 : Number(status)
+  const example: ProblemDto = {
+    type: 'about:blank',
+    title: STATUS_CODES[code] ?? 'Error',
+    status: code,
+    detail: status === 'default' ? 'An unexpected error occurred.' : description.replace(/\.?$/, '.')
+  }
+  if (code === 400) {
+    example.detail = 'The request is not valid.'
+    example.errors = [exampleFieldError(description)]
+  }
+  return Type.Unsafe<ProblemDto>({
+    description,
+    ...(PROBLEM_HEADERS[status] ? { headers: PROBLEM_HEADERS[status] } : {}),
+    content: { 'application/problem+json': { schema: Type.Ref('Problem'), example } }
+  })
+}
+
+/** What every route may answer besides what it lists: a 5xx problem. */
+export const UNEXPECTED =
+  'Any other error: unexpected (500, without internal details), the database unavailable (503, with `Retry-After`), or a request the route cannot read (413 too large, 415 wrong content type).'
+
+/**
+ * Maps status codes to problem responses (`application/problem+json`), with a
+ * description and an example for the docs, plus the `default` 5xx response
+ * that every route can give.
+ */
+export function problems(descriptions: Record<number, string>): Record<string, TSchema> {
   return Object.fromEntries(
-    Object.entries(descriptions).map(([status, description]) => [status, Type.Ref('Problem', { description })])
+    [...Object.entries(descriptions), ['default', UNEXPECTED] as const].map(([status, description]) => [
+      status,
+      problemResponse(status, description)
+    ])
   )
 }
 
@@ -49,13 +116,21 @@ export const Cursor = Type.String({
   description: 'The `next_cursor` of the previous page.'
 })
 
-export function Page<T extends TSchema>(item: T) {
-  return Type.Object({
-    data: Type.Array(item),
-    next_cursor: Type.Union([Type.String(), Type.Null()], {
-      description: 'Pass as `cursor` for the next page; null on the last page.'
-    })
-  })
+const EXAMPLE_CURSOR = 'MjAyNi0wMS0xNVQwOTozMDowMC4wMDBafDZmMWMyZDNlLTRiNWEtNGM2ZC04ZTdmLTlhMGIxYzJkM2U0Zg'
+
+/** A page of items, newest or oldest first; described and exemplified from the item's schema. */
+export function Page<T extends TSchema>(item: T, description: string) {
+  const example = (item.examples as unknown[] | undefined)?.[0]
+  return Type.Object(
+    {
+      data: Type.Array(item),
+      next_cursor: Type.Union([Type.String(), Type.Null()], {
+        description: 'Pass as `cursor` for the next page; null on the last page.'
+      })
+    },
+    { description, ...(example ? { examples: [{ data: [example], next_cursor: EXAMPLE_CURSOR }] } : {}) }
+  )
 }
 
-export const NoContent = Type.Unsafe<undefined>({ type: 'null', description: 'No content.' })
+/** An answer without a body (204, 304), with what it means. */
+export const NoContent = (description: string) => Type.Unsafe<undefined>({ type: 'null', description })

@@ -17,29 +17,48 @@ export const User = Type.Object(
     is_active: Type.Boolean(),
     created_at: Timestamp
   },
-  { $id: 'User' }
+  {
+    $id: 'User',
+    description: 'A user account. Passwords and their hashes never appear in any answer.',
+    examples: [
+      {
+        id: '6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f',
+        email: 'ada@example.com',
+        full_name: 'Ada Lovelace',
+        role: 'user',
+        is_active: true,
+        created_at: '2026-01-15T09:30:00.000Z'
+      }
+    ]
+  }
 )
 export type UserDto = Static<typeof User>
 export const UserRef = refTo(User)
 
 export const SignupBody = Type.Object(
   { email: Email, full_name: FullName, password: Password },
-  { additionalProperties: false }
+  {
+    additionalProperties: false,
+    examples: [{ email: 'ada@example.com', full_name: 'Ada Lovelace', password: 'correct horse battery staple' }]
+  }
 )
 
 export const UpdateMeBody = Type.Object(
   { full_name: Type.Optional(FullName), email: Type.Optional(Email) },
-  { additionalProperties: false, minProperties: 1 }
+  { additionalProperties: false, minProperties: 1, examples: [{ full_name: 'Ada King' }] }
 )
 
 export const ChangePasswordBody = Type.Object(
   { current_password: Password, new_password: Password },
-  { additionalProperties: false }
+  {
+    additionalProperties: false,
+    examples: [{ current_password: 'correct horse battery staple', new_password: 'a longer and newer passphrase' }]
+  }
 )
 
 export const AdminUpdateUserBody = Type.Object(
   { is_active: Type.Optional(Type.Boolean()), role: Type.Optional(Role) },
-  { additionalProperties: false, minProperties: 1 }
+  { additionalProperties: false, minProperties: 1, examples: [{ is_active: false }] }
 )
 
 export const UsersQuery = Type.Object(

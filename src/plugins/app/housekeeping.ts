@@ -1,0 +1,25 @@
+// Periodic clean-up of what only grows: sessions that ended or expired (with
+// their spent refresh tokens) are deleted a while after they stopped
+// mattering. Runs on every instance; the deletes are idempotent.
+import fp from 'fastify-plugin'
+
+const INTERVAL_MS = 60 * 60 * 1000
+// Ended sessions stay a day, so an operator can still look at a fresh incident.
+const KEEP_ENDED_MS = 24 * 60 * 60 * 1000
+
+export default fp(
+  async function housekeepingPlugin(fastify) {
+    const run = async () => {
+      try {
+        const pruned = await fastify.sessionsRepository.prune(new Date(Date.now() - KEEP_ENDED_MS))
+        if (pruned > 0) fastify.log.info({ pruned }, 'pruned ended sessions')
+      } catch (error) {
+        fastify.log.warn({ err: error }, 'could not prune ended sessions')
+      }
+    }
+    const timer = setInterval(() => void run(), INTERVAL_MS)
+    timer.unref()
+    fastify.addHook('onClose', async () => clearInterval(timer))
+  },
+  { name: 'housekeeping', dependencies: ['repositories'] }
+)
