@@ -214,6 +214,11 @@ describe('content types', () => {
     expect(await postCount(ctx.app)).toBe(before)
   })
 
+  it('a form body to an unknown route is still a 404', async () => {
+    const response = await ctx.app.inject({ method: 'POST', url: '/nowhere', headers: form, payload: 'a=b' })
+    expectProblem(response, 404)
+  })
+
   it('a JSON body declared in another charset is a 415 problem', async () => {
     const response = await ctx.app.inject({
       method: 'POST',
