@@ -65,6 +65,8 @@ export const ConfigSchema = Type.Object({
   PRESSURE_SAMPLE_INTERVAL: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
   /** Seconds a shed client is told to wait. */
   PRESSURE_RETRY_AFTER: Seconds(10, 'Retry-After of a 503 under pressure'),
+  /** Password hashes computed at once; the rest wait (keeps libuv threads free for database connections). */
+  ARGON2_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 2 }),
 
   /** Created (or promoted) at start when set and no admin exists yet. */
   ADMIN_EMAIL: Type.Optional(Type.String({ minLength: 3 })),
