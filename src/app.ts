@@ -54,8 +54,8 @@ export function serverOptions(config: Config): FastifyServerOptions {
     requestTimeout: 30_000,
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
-    // Requests Node's HTTP parser refuses (oversized headers, malformed request
-    // lines) get a problem body like every other error.
+    // Requests that Node's HTTP parser (oversized headers, malformed request
+    // lines) or the router (undecodable URLs) refuse get a problem body too.
     clientErrorHandler,
     frameworkErrors,
     routerOptions: { maxParamLength: 200 }
