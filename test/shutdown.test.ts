@@ -135,9 +135,10 @@ describe('SIGTERM', () => {
     // As root, PostgreSQL runs as its own user, which must reach the data folder inside.
     await chmod(folder, 0o755)
     const dataDir = join(folder, 'postgres')
-    // No DATABASE_URL: the server runs its own PostgreSQL.
-    const server = await startServer({ EMBEDDED_PG_DIR: dataDir })
+    let server: Server | undefined
     try {
+      // No DATABASE_URL: the server runs its own PostgreSQL.
+      server = await startServer({ EMBEDDED_PG_DIR: dataDir })
       const line = await server.waitForLine(/embedded PostgreSQL on 127\.0\.0\.1:\d+/)
       const databasePort = Number(/127\.0\.0\.1:(\d+)/.exec(line)?.[1])
       expect(existsSync(join(dataDir, 'postmaster.pid'))).toBe(true)
@@ -149,7 +150,7 @@ describe('SIGTERM', () => {
       expect(existsSync(join(dataDir, 'postmaster.pid'))).toBe(false)
       expect(await accepts(databasePort)).toBe(false)
     } finally {
-      server.child.kill('SIGKILL')
+      server?.child.kill('SIGKILL')
       await rm(folder, { recursive: true, force: true })
     }
   }, 120_000)
