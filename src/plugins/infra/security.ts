@@ -1,6 +1,5 @@
-// Request-level protections: security headers, form bodies for the OAuth2
-// endpoints, and rate limits (enabled per route with `config.rateLimit`).
-import formbody from '@fastify/formbody'
+// Request-level protections: security headers and rate limits (enabled per
+// route with `config.rateLimit`). Body parsing is in body-parsers.ts.
 import helmet from '@fastify/helmet'
 import rateLimit from '@fastify/rate-limit'
 import fp from 'fastify-plugin'
@@ -16,7 +15,6 @@ export default fp(
       },
       crossOriginResourcePolicy: { policy: 'same-origin' }
     })
-    await fastify.register(formbody, { bodyLimit: 64 * 1024 })
     await fastify.register(rateLimit, { global: false })
   },
   { name: 'security', dependencies: ['config'] }
