@@ -18,13 +18,15 @@ import passwords from './plugins/app/passwords.js'
 import repositories from './plugins/app/repositories.js'
 import revocations from './plugins/app/revocations.js'
 import tokens from './plugins/app/tokens.js'
+import bodyParsers from './plugins/infra/body-parsers.js'
 import configPlugin from './plugins/infra/config.js'
-import errors from './plugins/infra/errors.js'
+import errors, { clientErrorHandler, frameworkErrors } from './plugins/infra/errors.js'
 import jwt from './plugins/infra/jwt.js'
 import prisma from './plugins/infra/prisma.js'
 import redis from './plugins/infra/redis.js'
 import security from './plugins/infra/security.js'
 import swagger from './plugins/infra/swagger.js'
+import underPressure from './plugins/infra/under-pressure.js'
 import auditRoutes from './routes/audit.js'
 import authRoutes from './routes/auth.js'
 import clientsRoutes from './routes/clients.js'
@@ -72,6 +74,10 @@ export function serverOptions(config: Config): FastifyServerOptions {
     requestTimeout: 30_000,
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
+    // Requests that Node's HTTP parser (oversized headers, malformed request
+    // lines) or the router (undecodable URLs) refuse get a problem body too.
+    clientErrorHandler,
+    frameworkErrors,
     routerOptions: { maxParamLength: 200 }
   }
 }
@@ -99,6 +105,8 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
 
   await fastify.register(configPlugin, { config: options.config })
   await fastify.register(errors)
+  await fastify.register(bodyParsers)
+  await fastify.register(underPressure)
   await fastify.register(prisma)
   await fastify.register(redis)
   await fastify.register(jwt, { developmentDir: options.developmentDir })

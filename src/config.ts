@@ -68,6 +68,17 @@ export const ConfigSchema = Type.Object({
   CORS_ORIGINS: Type.String({ default: '' }),
   BODY_LIMIT: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
 
+  /** Load shedding: above any of these, requests get 503 with Retry-After (0: that check is off). */
+  PRESSURE_MAX_EVENT_LOOP_DELAY: Type.Integer({ minimum: 0, default: 1000, description: 'Milliseconds of mean event loop delay' }),
+  PRESSURE_MAX_HEAP_BYTES: Type.Integer({ minimum: 0, default: 0 }),
+  PRESSURE_MAX_RSS_BYTES: Type.Integer({ minimum: 0, default: 0 }),
+  /** How often the measures are taken, in milliseconds. */
+  PRESSURE_SAMPLE_INTERVAL: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
+  /** Seconds a shed client is told to wait. */
+  PRESSURE_RETRY_AFTER: Seconds(10, 'Retry-After of a 503 under pressure'),
+  /** Password hashes computed at once; the rest wait (keeps libuv threads free for database connections). */
+  ARGON2_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 2 }),
+
   /** Created (or promoted) at start when set and no admin exists yet. */
   ADMIN_EMAIL: Type.Optional(Type.String({ minLength: 3 })),
   ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 1 }))

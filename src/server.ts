@@ -70,6 +70,14 @@ async function main() {
 
   const fastify = Fastify(serverOptions(config))
   fastify.addHook('onClose', stopEmbedded)
+  // Requests already in flight when shutdown begins still answer, but tell
+  // keep-alive clients to go: their idle connection would otherwise hold the
+  // server open until keepAliveTimeout (Node closes idle sockets only once,
+  // when closing starts).
+  let shuttingDown = false
+  fastify.addHook('onSend', async (_request, reply) => {
+    if (shuttingDown) reply.header('connection', 'close')
+  })
   try {
     await fastify.register(app, {
       config,
@@ -85,7 +93,13 @@ async function main() {
   closeWithGrace({ delay: 15_000, logger: fastify.log }, async ({ signal, err }) => {
     if (err) fastify.log.error({ err }, 'shutting down after an error')
     else fastify.log.info({ signal }, 'shutting down')
-    await fastify.close()
+    shuttingDown = true
+    const reaper = setInterval(() => { fastify.server.closeIdleConnections() }, 100)
+    try {
+      await fastify.close()
+    } finally {
+      clearInterval(reaper)
+    }
   })
 
   await fastify.listen({ host: config.HOST, port: config.PORT })

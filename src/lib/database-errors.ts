@@ -40,7 +40,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     }
     if (typeof kind === 'string' && UNAVAILABLE_ADAPTER_KINDS.has(kind)) return true
     const message = field(current, 'message')
-    if (typeof message === 'string' && /Connection terminated|connection timeout|timeout exceeded when trying to connect/i.test(message)) {
+    if (typeof message === 'string' && /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout/i.test(message)) {
       return true
     }
     current = field(current, 'cause') ?? field(current, 'meta')

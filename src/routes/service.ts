@@ -32,6 +32,8 @@ const serviceRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get(
     '/health',
     {
+      // Liveness, not capacity: a busy process is still alive (see under-pressure.ts).
+      config: { pressureExempt: true },
       schema: {
         tags: ['Service'],
         operationId: 'health',

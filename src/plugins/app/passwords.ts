@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto'
 import argon2 from 'argon2'
 import fp from 'fastify-plugin'
 import commonPasswordList from '../../data/common-passwords.json' with { type: 'json' }
+import { createLimiter } from '../../lib/concurrency.js'
 import type { FieldError } from '../../lib/errors.js'
 
 /** The bundled list (src/data/README.md), lower-cased once for case-insensitive lookups. */
@@ -37,14 +38,18 @@ export default fp(
       timeCost: ARGON2_TIME_COST,
       parallelism: ARGON2_PARALLELISM
     }
+    // argon2 runs on libuv's thread pool (4 threads by default), as do the
+    // SCRAM handshakes of new database connections and DNS lookups: a burst of
+    // logins must queue here, not there, or connecting times out (503).
+    const limit = createLimiter(fastify.config.ARGON2_CONCURRENCY)
     const dummyHash = await argon2.hash(randomBytes(32).toString('base64'), options)
 
     const manager: PasswordManager = {
-      hash: (password) => argon2.hash(password, options),
+      hash: (password) => limit(() => argon2.hash(password, options)),
 
       async verify(hash, password) {
         // Always one verification, so a missing account costs what a wrong password costs.
-        const matches = await argon2.verify(hash ?? dummyHash, password).catch(() => false)
+        const matches = await limit(() => argon2.verify(hash ?? dummyHash, password)).catch(() => false)
         if (!matches || hash === undefined) return { valid: false, needsRehash: false }
         return { valid: true, needsRehash: argon2.needsRehash(hash, options) }
       },

@@ -2,7 +2,8 @@
 // shape. Problem details (RFC 9457) everywhere, RFC 6749 errors on routes that
 // set `config.oauthErrors`, and never a stack trace or internal message on 5xx.
 import { STATUS_CODES } from 'node:http'
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { Socket } from 'node:net'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { type FieldError, OAuthError, ProblemError } from '../../lib/errors.js'
 import { isDatabaseUnavailable } from '../../lib/database-errors.js'
@@ -100,6 +101,45 @@ function handleError(error: FastifyError | Error, request: FastifyRequest, reply
 
   request.log.error({ err: error }, 'unhandled error')
   return sendProblem(reply, status >= 500 && status < 600 ? status : 500, 'An unexpected error occurred.')
+}
+
+/** What Node's HTTP parser refused, as a status and a detail. */
+function clientErrorProblem(code: string | undefined): [number, string] {
+  if (code === 'HPE_HEADER_OVERFLOW') return [431, 'The request headers are too large.']
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, 'The request took too long to arrive.']
+  return [400, 'The request is not valid HTTP.']
+}
+
+/**
+ * Fastify's `clientErrorHandler`: answers requests that Node's HTTP parser
+ * refuses before any route sees them (oversized headers, malformed request
+ * lines, timeouts) with a problem body, then closes the connection as Node does.
+ */
+export function clientErrorHandler(this: FastifyInstance, error: Error & { code?: string }, socket: Socket) {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, detail] = clientErrorProblem(error.code)
+  const title = STATUS_CODES[status] ?? 'Error'
+  const body = JSON.stringify({ type: 'about:blank', title, status, detail })
+  this.log.debug({ err: error }, 'client error')
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+    )
+  }
+  socket.destroy(error)
+}
+
+/**
+ * Fastify's `frameworkErrors`: URLs the router cannot even decode (bad
+ * percent-encoding, a path parameter over the length limit) never reach a
+ * route or the error handler, so they are answered as problems here.
+ */
+export function frameworkErrors(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400
+  const detail =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'A path segment is too long.' : 'The URL is not validly encoded.'
+  void sendProblem(reply, status, detail)
 }
 
 export default fp(

@@ -1,9 +1,8 @@
 // Request-level protections: security headers, CORS for the configured
-// browser origins, form bodies for the OAuth2 endpoints, and rate limits
-// (enabled per route with `config.rateLimit`), kept in Redis when the
-// instances share one, else in memory.
+// browser origins, and rate limits (enabled per route with `config.rateLimit`),
+// kept in Redis when the instances share one, else in memory. Body parsing is
+// in body-parsers.ts.
 import cors from '@fastify/cors'
-import formbody from '@fastify/formbody'
 import helmet from '@fastify/helmet'
 import rateLimit from '@fastify/rate-limit'
 import fp from 'fastify-plugin'
@@ -35,7 +34,6 @@ export default fp(
       })
     }
 
-    await fastify.register(formbody, { bodyLimit: 64 * 1024 })
     await fastify.register(rateLimit, {
       global: false,
       // While Redis is unreachable, requests go uncounted rather than refused; password
