@@ -1,9 +1,9 @@
 // A database of its own for a test file: a copy of the migrated template made
 // by the global setup (or an empty one), dropped when the file is done.
 import { randomBytes } from 'node:crypto'
-import pg from 'pg'
 import { inject } from 'vitest'
 import { databaseUrlFor } from '../src/db/migrations.js'
+import { adminQuery } from './admin-sql.js'
 
 export interface TestDatabase {
   url: string
@@ -22,15 +22,5 @@ export async function createTestDatabase({ migrated = true }: { migrated?: boole
   return {
     url: databaseUrlFor(adminUrl, name),
     drop: async () => { await adminQuery(adminUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) }
-  }
-}
-
-async function adminQuery(adminUrl: string, sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl })
-  await client.connect()
-  try {
-    await client.query(sql)
-  } finally {
-    await client.end()
   }
 }

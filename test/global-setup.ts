@@ -6,10 +6,10 @@
 // user may connect to, and the user needs CREATEDB). Unset: a throwaway
 // embedded PostgreSQL is started and removed afterwards.
 import { randomBytes } from 'node:crypto'
-import pg from 'pg'
 import type { TestProject } from 'vitest/node'
 import { startEmbeddedPostgres } from '../src/db/embedded.js'
 import { applyMigrations, databaseUrlFor } from '../src/db/migrations.js'
+import { adminQuery } from './admin-sql.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -54,14 +54,4 @@ async function testServer(): Promise<TestServer> {
   }
   const embedded = await startEmbeddedPostgres({ dataDir: '', persistent: false })
   return { adminUrl: embedded.adminUrl, template: 'app_template', stop: () => embedded.stop() }
-}
-
-async function adminQuery(adminUrl: string, sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl })
-  await client.connect()
-  try {
-    await client.query(sql)
-  } finally {
-    await client.end()
-  }
 }

@@ -9,7 +9,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { PrismaClient, Prisma } from '../generated/prisma/client.js'
 import type { Principal } from '../plugins/infra/jwt.js'
 import type { AuditEventsQuery, AuditKind } from '../schemas/audit.js'
-import { afterCursor, decodeCursor, toPage } from './cursor.js'
+import { pageQuery, toPage } from './cursor.js'
 
 export type { AuditKind } from '../schemas/audit.js'
 
@@ -67,18 +67,15 @@ export function createAuditLog(prisma: PrismaClient, log: FastifyBaseLogger) {
 
     /** Newest first; `userId` matches events by the account and administrative actions on it. */
     async list(query: AuditEventsQuery) {
-      const filters: Prisma.AuditEventWhereInput[] = [afterCursor(decodeCursor(query.cursor), 'desc')]
+      const page = pageQuery(query, 'desc')
+      const filters: Prisma.AuditEventWhereInput[] = [page.where]
       if (query.kind) filters.push({ kind: query.kind })
       if (query.user_id) {
         filters.push({
           OR: [{ userId: query.user_id }, { details: { path: ['target_user_id'], equals: query.user_id } }]
         })
       }
-      const rows = await prisma.auditEvent.findMany({
-        where: { AND: filters },
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-        take: query.limit + 1
-      })
+      const rows = await prisma.auditEvent.findMany({ ...page, where: { AND: filters } })
       return toPage(rows, query.limit, toAuditEventDto)
     }
   }

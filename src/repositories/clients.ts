@@ -4,7 +4,7 @@
 import type { PrismaClient } from '../generated/prisma/client.js'
 import { notFound } from '../lib/errors.js'
 import { CLIENT_SECRET_PREFIX, hashOpaqueToken, newOpaqueToken, sameHash } from '../lib/opaque-tokens.js'
-import { afterCursor, decodeCursor, toPage } from './cursor.js'
+import { pageQuery, toPage } from './cursor.js'
 import type { SessionsRepository } from './sessions.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -39,12 +39,7 @@ export function createClientsRepository(prisma: PrismaClient, sessions: Sessions
     },
 
     async list(query: { limit: number; cursor?: string }) {
-      const rows = await prisma.client.findMany({
-        where: afterCursor(decodeCursor(query.cursor), 'asc'),
-        orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
-        take: query.limit + 1,
-        select: clientSelect
-      })
+      const rows = await prisma.client.findMany({ ...pageQuery(query, 'asc'), select: clientSelect })
       return toPage(rows, query.limit, toClientDto)
     },
 

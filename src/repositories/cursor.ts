@@ -32,6 +32,18 @@ export function afterCursor(key: CursorKey | undefined, direction: 'desc' | 'asc
   }
 }
 
+/**
+ * The `findMany` arguments of one page in (created_at, id) order: rows after
+ * the cursor, one more than the page holds, to tell whether another follows.
+ */
+export function pageQuery(query: { limit: number; cursor?: string }, direction: 'desc' | 'asc') {
+  return {
+    where: afterCursor(decodeCursor(query.cursor), direction),
+    orderBy: [{ createdAt: direction }, { id: direction }],
+    take: query.limit + 1
+  }
+}
+
 /** Splits `limit + 1` fetched rows into a page and the cursor of the next one. */
 export function toPage<Row extends CursorKey, Item>(rows: Row[], limit: number, map: (row: Row) => Item) {
   const page = rows.slice(0, limit)

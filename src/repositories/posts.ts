@@ -2,7 +2,7 @@
 // the caller saw, so a concurrent edit is a 412, never a lost update.
 import type { PrismaClient } from '../generated/prisma/client.js'
 import type { PostDto } from '../schemas/posts.js'
-import { afterCursor, decodeCursor, toPage } from './cursor.js'
+import { pageQuery, toPage } from './cursor.js'
 
 const postSelect = {
   id: true,
@@ -43,10 +43,10 @@ export const postEtag = (post: { id: string; version: number }) => `"${post.id.s
 export function createPostsRepository(prisma: PrismaClient) {
   return {
     async list(query: { limit: number; cursor?: string; authorId?: string }) {
+      const page = pageQuery(query, 'desc')
       const rows = await prisma.post.findMany({
-        where: { ...(query.authorId ? { authorId: query.authorId } : {}), ...afterCursor(decodeCursor(query.cursor), 'desc') },
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-        take: query.limit + 1,
+        ...page,
+        where: { ...(query.authorId ? { authorId: query.authorId } : {}), ...page.where },
         select: postSelect
       })
       return toPage(rows, query.limit, toPostDto)

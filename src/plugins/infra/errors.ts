@@ -95,7 +95,6 @@ function handleError(error: FastifyError | Error, request: FastifyRequest, reply
   if (status >= 400 && status < 500) {
     // Fastify's own 4xx errors (bad JSON, wrong content type, body too large) carry safe messages.
     if (oauth && status === 400) return sendOAuthError(reply, 400, 'invalid_request', error.message)
-    if (status === 429) return sendProblem(reply, 429, error.message, { headers: { 'retry-after': String(reply.getHeader('retry-after') ?? 60) } })
     return sendProblem(reply, status, error.message)
   }
 
