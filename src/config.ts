@@ -50,10 +50,7 @@ export const ConfigSchema = Type.Object({
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 1024, default: 65536 }),
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, default: 3 }),
   ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 4 }),
-  /**
-   * Password hashes computed at once; more wait their turn. 0: as many as the
-   * cores can run beside the event loop (cores ÷ ARGON2_PARALLELISM, at least 1).
-   */
+  /** Password hashes computed at once; more wait their turn. 0: one per core. */
   ARGON2_MAX_CONCURRENT: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),
   PASSWORD_MIN_LENGTH: Type.Integer({ minimum: 8, maximum: 64, default: 12 }),
 

@@ -5,8 +5,9 @@
 // Each hash runs ARGON2_PARALLELISM threads flat out. Left alone, libuv runs
 // four hashes at once (its thread pool), which on a small machine is every
 // core several times over, and every other request waits behind them. So
-// hashes take turns: by default only as many run at once as the cores can
-// carry beside the event loop. Logins then queue, at the same total rate.
+// hashes take turns, by default one per core; logins queue instead. (One
+// hash at a time in all, cores ÷ parallelism, starved logins on a shared
+// host in the benchmark: fewer threads get a smaller share of the CPU.)
 import { randomBytes } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import argon2 from 'argon2'
@@ -37,9 +38,7 @@ export default fp(
       timeCost: ARGON2_TIME_COST,
       parallelism: ARGON2_PARALLELISM
     }
-    const turns = createSemaphore(
-      ARGON2_MAX_CONCURRENT || Math.max(1, Math.floor(availableParallelism() / ARGON2_PARALLELISM))
-    )
+    const turns = createSemaphore(ARGON2_MAX_CONCURRENT || availableParallelism())
     const dummyHash = await argon2.hash(randomBytes(32).toString('base64'), options)
 
     const manager: PasswordManager = {
