@@ -1,8 +1,10 @@
 // The hashing bound: how many argon2id verifications per second this machine
 // does with the service's configured parameters, keeping as many in flight as
-// libuv's thread pool runs at once. A login cannot be faster than one
-// verification, so this is the ceiling for the password grant. Prints one
-// JSON line.
+// libuv's thread pool runs at once (or as argv[3] says). A login cannot be
+// faster than one verification, so this is the ceiling for the password
+// grant. Prints one JSON line.
+//
+//   node --import tsx bench/argon2-bound.ts SECONDS [IN_FLIGHT]
 import argon2 from 'argon2'
 import { loadConfig } from '../src/config.js'
 
@@ -15,6 +17,7 @@ const options = {
   parallelism: config.ARGON2_PARALLELISM
 }
 const threadpool = Number(process.env.UV_THREADPOOL_SIZE ?? 4)
+const inFlight = Number(process.argv[3] ?? threadpool)
 const password = 'correct horse battery staple'
 const hash = await argon2.hash(password, options)
 await argon2.verify(hash, password)
@@ -28,8 +31,8 @@ async function worker() {
   }
 }
 const started = performance.now()
-await Promise.all(Array.from({ length: threadpool }, worker))
+await Promise.all(Array.from({ length: inFlight }, worker))
 const elapsed = (performance.now() - started) / 1000
 process.stdout.write(
-  JSON.stringify({ perSecond: done / elapsed, verifications: done, threadpool, memoryKiB: options.memoryCost, timeCost: options.timeCost, parallelism: options.parallelism }) + '\n'
+  JSON.stringify({ perSecond: done / elapsed, verifications: done, threadpool, inFlight, memoryKiB: options.memoryCost, timeCost: options.timeCost, parallelism: options.parallelism }) + '\n'
 )
