@@ -3,9 +3,8 @@
 // argv[2], runs a warm-up whose numbers are thrown away, then the measured
 // run, and prints one JSON line (a LoadResult) on stdout.
 //
-// Bearer tokens are handed out one per connection (as real clients each hold
-// their own); refresh tokens rotate through a shared pool: each answer's new
-// refresh token goes back in for the next request. (Give the refresh case no
+// Refresh tokens rotate through a shared pool: each answer's new refresh
+// token goes back in for the next request. (Give the refresh case no
 // separate warm-up: the tokens in flight when a run stops are lost.)
 import autocannon from 'autocannon'
 
@@ -19,8 +18,6 @@ export interface LoadSpec {
   duration: number
   /** Seconds of warm-up before the measured run. */
   warmup: number
-  /** One token per connection, round-robin: `Authorization: Bearer <token>`. */
-  bearerTokens?: string[]
   /** The refresh_token grant: a pool of live refresh tokens, at least one per connection. */
   refreshTokens?: string[]
 }
@@ -40,26 +37,7 @@ export interface LoadResult {
   statuses: Record<string, number>
 }
 
-/** autocannon keeps one context object per connection. */
-const tokenOf = new WeakMap<object, string>()
-
 function requestsFor(spec: LoadSpec): autocannon.Request[] | undefined {
-  const bearer = spec.bearerTokens
-  if (bearer && bearer.length > 0) {
-    let next = 0
-    return [
-      {
-        setupRequest(request, context) {
-          let token = tokenOf.get(context)
-          if (token === undefined) {
-            token = bearer[next++ % bearer.length] ?? ''
-            tokenOf.set(context, token)
-          }
-          return { ...request, headers: { ...request.headers, authorization: `Bearer ${token}` } }
-        }
-      }
-    ]
-  }
   const pool = spec.refreshTokens
   if (pool && pool.length > 0) {
     return [
