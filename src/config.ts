@@ -52,6 +52,8 @@ export const ConfigSchema = Type.Object({
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 1024, default: 65536 }),
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, default: 3 }),
   ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 4 }),
+  /** Password hashes computed at once; more wait their turn. 0: one per core. */
+  ARGON2_CONCURRENCY: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),
   PASSWORD_MIN_LENGTH: Type.Integer({ minimum: 8, maximum: 64, default: 12 }),
 
   /** Requests per address per window on /auth/token and /auth/signup. */
@@ -76,8 +78,6 @@ export const ConfigSchema = Type.Object({
   PRESSURE_SAMPLE_INTERVAL: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
   /** Seconds a shed client is told to wait. */
   PRESSURE_RETRY_AFTER: Seconds(10, 'Retry-After of a 503 under pressure'),
-  /** Password hashes computed at once; the rest wait (keeps libuv threads free for database connections). */
-  ARGON2_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 2 }),
 
   /** Created (or promoted) at start when set and no admin exists yet. */
   ADMIN_EMAIL: Type.Optional(Type.String({ minLength: 3 })),

@@ -1,0 +1,38 @@
+// The hashing bound: how many argon2id verifications per second this machine
+// does with the service's configured parameters, keeping as many in flight as
+// libuv's thread pool runs at once (or as argv[3] says). A login cannot be
+// faster than one verification, so this is the ceiling for the password
+// grant. Prints one JSON line.
+//
+//   node --import tsx bench/argon2-bound.ts SECONDS [IN_FLIGHT]
+import argon2 from 'argon2'
+import { loadConfig } from '../src/config.js'
+
+const seconds = Number(process.argv[2] ?? 10)
+const config = loadConfig({ ...process.env, DATABASE_URL: process.env.DATABASE_URL ?? 'postgres://unused' })
+const options = {
+  type: argon2.argon2id as 2,
+  memoryCost: config.ARGON2_MEMORY_KIB,
+  timeCost: config.ARGON2_TIME_COST,
+  parallelism: config.ARGON2_PARALLELISM
+}
+const threadpool = Number(process.env.UV_THREADPOOL_SIZE ?? 4)
+const inFlight = Number(process.argv[3] ?? threadpool)
+const password = 'correct horse battery staple'
+const hash = await argon2.hash(password, options)
+await argon2.verify(hash, password)
+
+let done = 0
+const deadline = performance.now() + seconds * 1000
+async function worker() {
+  while (performance.now() < deadline) {
+    if (!(await argon2.verify(hash, password))) throw new Error('verification failed')
+    done++
+  }
+}
+const started = performance.now()
+await Promise.all(Array.from({ length: inFlight }, worker))
+const elapsed = (performance.now() - started) / 1000
+process.stdout.write(
+  JSON.stringify({ perSecond: done / elapsed, verifications: done, threadpool, inFlight, memoryKiB: options.memoryCost, timeCost: options.timeCost, parallelism: options.parallelism }) + '\n'
+)
