@@ -342,7 +342,7 @@ async function main() {
 
     // Logins against the hashing bound, alternating too: the bound with as
     // many verifications in flight as the thread pool runs, and with only as
-    // many as the service lets run at once (ARGON2_MAX_CONCURRENT's default),
+    // many as the service lets run at once (ARGON2_CONCURRENCY's default),
     // to tell what that limit costs here. Each in a process of its own, with
     // the servers idle.
     const bounds: Bound[] = []
