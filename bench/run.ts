@@ -103,24 +103,11 @@ async function waitForHttp(url: string, init: RequestInit = {}, timeoutMs = 60_0
 }
 
 /** Runs one autocannon load in a process of its own; resolves with its result. */
-function load(spec: LoadSpec): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench/load.ts'), JSON.stringify(spec)], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    children.add(child)
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    child.once('exit', (code) => {
-      children.delete(child)
-      const line = stdout.trim().split('\n').pop()
-      if (code !== 0 || !line) reject(new Error(`load run failed (${code}): ${stderr}`))
-      else resolve(JSON.parse(line) as LoadResult)
-    })
-  })
+async function load(spec: LoadSpec): Promise<LoadResult> {
+  const output = await runNode('bench/load.ts', [JSON.stringify(spec)])
+  const line = output.split('\n').pop()
+  if (!line) throw new Error('load run printed no result')
+  return JSON.parse(line) as LoadResult
 }
 
 function runNode(file: string, argv: string[], env: Record<string, string> = {}): Promise<string> {
