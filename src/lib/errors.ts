@@ -79,6 +79,12 @@ export const conflict = (detail: string) => new ProblemError(409, detail)
 export const badRequest = (detail: string, errors?: FieldError[]) =>
   new ProblemError(400, detail, errors ? { errors } : {})
 
+/** 503 with `Retry-After`: the service (its database, its lockout store, its capacity) is briefly unable to answer. */
+export const serviceUnavailable = (
+  detail = 'The service is temporarily unavailable. Try again shortly.',
+  retryAfterSeconds = 5
+) => new ProblemError(503, detail, { headers: { 'retry-after': String(retryAfterSeconds) } })
+
 /**
  * 429 with `Retry-After`, for the per-address rate limits and the per-account
  * lockout alike: one body (problem details, also at the token endpoint, where

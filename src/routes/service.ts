@@ -1,7 +1,7 @@
 // Service routes: the index, liveness, readiness and the public key set.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { ProblemError } from '../lib/errors.js'
+import { serviceUnavailable } from '../lib/errors.js'
 import { Jwks } from '../schemas/auth.js'
 import { problems } from '../schemas/common.js'
 
@@ -70,7 +70,7 @@ const serviceRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         await fastify.prisma.$queryRaw`SELECT 1`
       } catch (error) {
         fastify.log.warn({ err: error }, 'readiness check failed')
-        throw new ProblemError(503, 'The database is unreachable.', { headers: { 'retry-after': '5' } })
+        throw serviceUnavailable('The database is unreachable.')
       }
       return { status: 'ready' as const }
     }

@@ -8,7 +8,7 @@
 // tells nothing about which emails exist.
 import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
-import { ProblemError, tooManyRequests } from '../../lib/errors.js'
+import { serviceUnavailable, tooManyRequests } from '../../lib/errors.js'
 import { type AttemptOutcome, type LockoutStore, memoryLockoutStore, redisLockoutStore } from '../../lib/lockout-store.js'
 import { normalizeEmail } from '../../repositories/users.js'
 
@@ -50,9 +50,7 @@ export default fp(
         } catch (error) {
           // Without its counts the service cannot tell a guess from a login: refuse both for now.
           fastify.log.warn({ err: error }, 'the lockout store is unavailable')
-          throw new ProblemError(503, 'The service is temporarily unavailable. Try again shortly.', {
-            headers: { 'retry-after': '5' }
-          })
+          throw serviceUnavailable()
         }
         if (!outcome.allowed) throw tooManyRequests(outcome.retryMs / 1000)
         return Math.ceil(outcome.lockMs / 1000)

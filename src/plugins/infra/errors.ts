@@ -5,7 +5,7 @@ import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { type FieldError, OAuthError, ProblemError } from '../../lib/errors.js'
+import { type FieldError, OAuthError, ProblemError, serviceUnavailable } from '../../lib/errors.js'
 import { isDatabaseUnavailable } from '../../lib/database-errors.js'
 
 declare module 'fastify' {
@@ -86,9 +86,8 @@ function handleError(error: FastifyError | Error, request: FastifyRequest, reply
 
   if (isDatabaseUnavailable(error)) {
     request.log.warn({ err: error }, 'database unavailable')
-    return sendProblem(reply, 503, 'The service is temporarily unavailable. Try again shortly.', {
-      headers: { 'retry-after': '5' }
-    })
+    const problem = serviceUnavailable()
+    return sendProblem(reply, problem.statusCode, problem.message, { headers: problem.headers })
   }
 
   const status = fastifyError.statusCode ?? 500

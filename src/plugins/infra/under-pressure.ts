@@ -6,7 +6,7 @@
 // restarted every busy instance would turn a load peak into an outage.
 import underPressure from '@fastify/under-pressure'
 import fp from 'fastify-plugin'
-import { ProblemError } from '../../lib/errors.js'
+import { serviceUnavailable } from '../../lib/errors.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -18,7 +18,6 @@ declare module 'fastify' {
 export default fp(
   async function underPressurePlugin(fastify) {
     const { config } = fastify
-    const retryAfter = String(config.PRESSURE_RETRY_AFTER)
     await fastify.register(underPressure, {
       // 0 switches a check off.
       maxEventLoopDelay: config.PRESSURE_MAX_EVENT_LOOP_DELAY,
@@ -28,9 +27,7 @@ export default fp(
       pressureHandler: (request, _reply, type) => {
         if (request.routeOptions.config.pressureExempt === true) return undefined
         request.log.warn({ pressure: type }, 'shedding load')
-        return Promise.reject(
-          new ProblemError(503, 'The service is overloaded. Try again shortly.', { headers: { 'retry-after': retryAfter } })
-        )
+        return Promise.reject(serviceUnavailable('The service is overloaded. Try again shortly.', config.PRESSURE_RETRY_AFTER))
       }
     })
   },
