@@ -15,6 +15,7 @@ import bootstrapAdmin from './plugins/app/bootstrap-admin.js'
 import housekeeping from './plugins/app/housekeeping.js'
 import loginThrottle from './plugins/app/login-throttle.js'
 import passwords from './plugins/app/passwords.js'
+import postCache from './plugins/app/post-cache.js'
 import repositories from './plugins/app/repositories.js'
 import revocations from './plugins/app/revocations.js'
 import tokens from './plugins/app/tokens.js'
@@ -22,6 +23,7 @@ import bodyParsers from './plugins/infra/body-parsers.js'
 import configPlugin from './plugins/infra/config.js'
 import errors, { clientErrorHandler, frameworkErrors } from './plugins/infra/errors.js'
 import jwt from './plugins/infra/jwt.js'
+import notifications from './plugins/infra/notifications.js'
 import prisma from './plugins/infra/prisma.js'
 import redis from './plugins/infra/redis.js'
 import security from './plugins/infra/security.js'
@@ -108,6 +110,7 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(bodyParsers)
   await fastify.register(underPressure)
   await fastify.register(prisma)
+  await fastify.register(notifications)
   await fastify.register(redis)
   await fastify.register(jwt, { developmentDir: options.developmentDir })
   await fastify.register(security)
@@ -116,6 +119,7 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(passwords)
   await fastify.register(revocations)
   await fastify.register(tokens)
+  await fastify.register(postCache)
   await fastify.register(repositories)
   await fastify.register(authenticate)
   await fastify.register(loginThrottle)

@@ -61,6 +61,10 @@ describe('a database outage', () => {
     const created = await app.inject({ method: 'POST', url: '/posts', headers: user.headers, payload: { title: 'Before', content: 'the outage' } })
     expect(created.statusCode).toBe(201)
     expect(app.revocations.listening).toBe(true)
+    // A post read before the outage is in memory.
+    const cached = await app.inject({ method: 'POST', url: '/posts', headers: user.headers, payload: { title: 'Cached', content: 'before the outage' } })
+    const cachedUrl = `/posts/${cached.json<{ id: string }>().id}`
+    expect((await app.inject({ method: 'GET', url: cachedUrl })).statusCode).toBe(200)
 
     await database.stop()
 
@@ -95,6 +99,8 @@ describe('a database outage', () => {
 
     // The listener notices the lost connection and keeps trying in the background.
     await expect.poll(() => app.revocations.listening, { timeout: QUICKLY_MS }).toBe(false)
+    // Nor are posts served from memory: changes can no longer be heard of.
+    expectUnavailable(await app.inject({ method: 'GET', url: cachedUrl }))
     await sleep(1000)
 
     database = await startDatabase(database.port)

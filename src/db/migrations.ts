@@ -15,6 +15,7 @@ import { PrismaPg } from '@prisma/adapter-pg'
 import {
   bindMigrationAwareSqlAdapterFactory,
   ColumnTypeEnum,
+  DriverAdapterError,
   type SqlDriverAdapter,
   type SqlMigrationAwareDriverAdapterFactory,
   type SqlQueryable
@@ -310,6 +311,7 @@ class MigrationAdapterFactory implements SqlMigrationAwareDriverAdapterFactory {
       this.#pools.delete(pool)
       await pool.end()
     }
+    adapter.executeScript = (script) => executeScript(pool, script)
     return withCharColumns(adapter)
   }
 
@@ -327,6 +329,30 @@ class MigrationAdapterFactory implements SqlMigrationAwareDriverAdapterFactory {
     } finally {
       await client.end()
     }
+  }
+}
+
+/**
+ * Runs a migration script the way the native engine does: the whole text as
+ * one simple query, so PostgreSQL parses it and runs it as one implicit
+ * transaction. PrismaPg's own version splits the text at every semicolon,
+ * which breaks any function body (`$$ ... ; ... $$`) and applies half a
+ * failed script.
+ */
+async function executeScript(pool: pg.Pool, script: string): Promise<void> {
+  try {
+    await pool.query(script)
+  } catch (error) {
+    if (!(error instanceof pg.DatabaseError)) throw error
+    throw new DriverAdapterError({
+      kind: 'postgres',
+      code: error.code ?? 'XX000',
+      severity: error.severity ?? 'ERROR',
+      message: error.message,
+      detail: error.detail,
+      column: error.column,
+      hint: error.hint
+    })
   }
 }
 

@@ -40,6 +40,13 @@ export function toPostDto(post: PostRow): PostDto {
 /** The strong ETag of a post version. */
 export const postEtag = (post: { id: string; version: number }) => `"${post.id.slice(0, 8)}-v${post.version}"`
 
+/** A post as readers get it: its body, its ETag, and its author (to forget it when the author's name changes). */
+export interface PostView {
+  dto: PostDto
+  etag: string
+  authorId: string
+}
+
 export function createPostsRepository(prisma: PrismaClient) {
   return {
     async list(query: { limit: number; cursor?: string; authorId?: string }) {
@@ -54,6 +61,12 @@ export function createPostsRepository(prisma: PrismaClient) {
 
     async find(id: string): Promise<PostRow | undefined> {
       return (await prisma.post.findUnique({ where: { id }, select: postSelect })) ?? undefined
+    },
+
+    /** The post as readers get it. */
+    async view(id: string): Promise<PostView | undefined> {
+      const post = await prisma.post.findUnique({ where: { id }, select: postSelect })
+      return post ? { dto: toPostDto(post), etag: postEtag(post), authorId: post.authorId } : undefined
     },
 
     async create(authorId: string, input: { title: string; content: string }) {

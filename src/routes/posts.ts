@@ -16,6 +16,11 @@ const writeProblems = {
   412: 'The post changed since the If-Match version'
 }
 
+// Reads are public; a token that is sent anyway is checked.
+const tokenOptional = 'No token is needed; a token that is sent must be valid (401 otherwise).'
+const optionalSecurity: Record<string, string[]>[] = [{}, { oauth2: [] }]
+const invalidToken = 'A token was sent and is invalid, expired or revoked'
+
 const etagHeader: HeaderDocs = {
   ETag: { type: 'string', description: 'The version of the post: send it back as `If-Match` when you change it.' }
 }
@@ -34,7 +39,9 @@ function ifNoneMatchHits(header: string | undefined, etag: string): boolean {
 }
 
 const postsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { postsRepository: posts, usersRepository: users } = fastify
+  const { postsRepository: posts, usersRepository: users, postCache } = fastify
+  // Reading needs no token, but a token that is sent must be valid (RFC 6750 §3.1).
+  const reader = [fastify.authenticateIfPresent]
   const writer = [fastify.authenticate, fastify.requireScope('posts:write'), fastify.requireUser]
 
   /** The post, if the caller is its author or an admin: else 404 or 403. Also checks If-Match. */
@@ -53,13 +60,18 @@ const postsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get(
     '/posts',
     {
+      onRequest: reader,
       schema: {
         tags: ['Posts'],
         operationId: 'listPosts',
         summary: 'List posts',
-        description: 'Newest first. Filter by `author_id`; pass `next_cursor` as `cursor` for the next page.',
+        description: `Newest first. Filter by \`author_id\`; pass \`next_cursor\` as \`cursor\` for the next page. ${tokenOptional}`,
+        security: optionalSecurity,
         querystring: PostsQuery,
-        response: { 200: Page(Post, 'A page of posts, newest first.'), ...problems({ 400: 'Invalid query' }) }
+        response: {
+          200: Page(Post, 'A page of posts, newest first.'),
+          ...problems({ 400: 'Invalid query', 401: invalidToken })
+        }
       }
     },
     async (request) =>
@@ -69,26 +81,28 @@ const postsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get(
     '/posts/:id',
     {
+      onRequest: reader,
       schema: {
         tags: ['Posts'],
         operationId: 'getPost',
         summary: 'A post',
-        description: 'Answers with an `ETag`; send it back as `If-Match` when you update, or `If-None-Match` to get 304.',
+        description: `Answers with an \`ETag\`; send it back as \`If-Match\` when you update, or \`If-None-Match\` to get 304. ${tokenOptional}`,
+        security: optionalSecurity,
         params: IdParams,
         response: {
           200: refTo(Post, 'The post.', { headers: etagHeader }),
           304: NoContent('Not modified: the `If-None-Match` version is current.'),
-          ...problems({ 400: 'Invalid id', 404: 'Unknown post' })
+          ...problems({ 400: 'Invalid id', 401: invalidToken, 404: 'Unknown post' })
         }
       }
     },
     async (request, reply) => {
-      const post = await posts.find(request.params.id)
+      const { id } = request.params
+      const post = await postCache.get(id, () => posts.view(id))
       if (!post) throw notFound('Post')
-      const etag = postEtag(post)
-      reply.header('etag', etag)
-      if (ifNoneMatchHits(request.headers['if-none-match'], etag)) return reply.code(304).send()
-      return toPostDto(post)
+      reply.header('etag', post.etag)
+      if (ifNoneMatchHits(request.headers['if-none-match'], post.etag)) return reply.code(304).send()
+      return post.dto
     }
   )
 
@@ -143,6 +157,7 @@ const postsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       const post = await editablePost(request, request.params.id)
       const updated = await posts.update(post.id, post.version, request.body)
       if (!updated) throw new ProblemError(412, 'The post changed while you were editing it; fetch it again.')
+      postCache.forgetPost(post.id)
       return reply.header('etag', postEtag(updated)).send(toPostDto(updated))
     }
   )
@@ -166,6 +181,7 @@ const postsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       if (!(await posts.delete(post.id, post.version))) {
         throw new ProblemError(412, 'The post changed while you were deleting it; fetch it again.')
       }
+      postCache.forgetPost(post.id)
       return reply.code(204).send()
     }
   )

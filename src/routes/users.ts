@@ -52,6 +52,8 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         fullName: request.body.full_name,
         email: request.body.email
       })
+      // Posts show their author's name: this instance's readers see the new one at once.
+      if (request.body.full_name !== undefined) fastify.postCache.forgetAuthor(user.id)
       await auditLog.record('user.updated', request, {
         ...auditActor(request.user),
         details: { target_user_id: user.id, fields: Object.keys(request.body) }
@@ -118,6 +120,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request, reply) => {
       await users.delete(request.user.id)
+      fastify.postCache.forgetAuthor(request.user.id)
       await auditLog.record('user.deleted', request, { ...auditActor(request.user), details: { target_user_id: request.user.id } })
       return reply.code(204).send()
     }

@@ -2,15 +2,25 @@
 //   onRequest: [fastify.authenticate, fastify.requireScope('posts:write')]
 // A verified, unrevoked access token becomes `request.user` (a Principal).
 // Nothing here touches the database: revocation is an in-memory lookup.
-import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+//
+// A token verified once is remembered (its exact text, until it expires), so a
+// client's next requests skip @fastify/jwt: its per-request work (merging
+// options, decoding the token, hashing it for fast-jwt's cache, building the
+// principal) was the largest single cost of a cached post read. Revocation is
+// still checked on every request.
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
+import { LRUCache } from 'lru-cache'
 import { BearerError, forbidden } from '../../lib/errors.js'
 import type { ScopeName } from '../../lib/scopes.js'
+import type { Principal } from '../infra/jwt.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Requires a valid bearer access token; sets `request.user`. */
     authenticate: onRequestAsyncHookHandler
+    /** For public routes: no Authorization header is fine, but one that is sent must hold a valid token. */
+    authenticateIfPresent: onRequestAsyncHookHandler
     /** Requires the token to carry `scope` (use after `authenticate`). */
     requireScope(scope: ScopeName): onRequestAsyncHookHandler
     /** Requires a token of a user, not of a service client (use after `authenticate`). */
@@ -20,6 +30,9 @@ declare module 'fastify' {
 
 // RFC 6750 §2.1: "Bearer" 1*SP b64token.
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i
+
+/** Verified tokens remembered at once (least recently used first out). */
+const VERIFIED_TOKENS = 10_000
 
 function isExpired(error: unknown): boolean {
   const code = (error as { code?: unknown }).code
@@ -31,6 +44,20 @@ export default fp(
     const realm = fastify.config.JWT_AUDIENCE
     const maxLength = fastify.config.JWT_MAX_LENGTH
     const refuse = (detail: string) => new BearerError('invalid_token', detail, { realm })
+    const verified = new LRUCache<string, Principal>({ max: VERIFIED_TOKENS })
+
+    async function principalOf(request: FastifyRequest, token: string): Promise<Principal> {
+      const known = verified.get(token)
+      if (known && known.expiresAt * 1000 > Date.now()) return known
+      try {
+        await request.jwtVerify()
+      } catch (error) {
+        throw refuse(isExpired(error) ? 'The access token expired.' : 'The access token is invalid.')
+      }
+      const principal = request.user
+      verified.set(token, principal, { ttl: Math.max(principal.expiresAt * 1000 - Date.now(), 1) })
+      return principal
+    }
 
     fastify.decorate('authenticate', async function authenticate(request: FastifyRequest) {
       const header = request.headers.authorization
@@ -40,15 +67,16 @@ export default fp(
       const token = BEARER.exec(header)?.[1]
       if (!token) throw refuse('The Authorization header must be "Bearer <token>".')
       if (token.length > maxLength) throw refuse('The access token is too long.')
-      try {
-        await request.jwtVerify()
-      } catch (error) {
-        throw refuse(isExpired(error) ? 'The access token expired.' : 'The access token is invalid.')
-      }
-      const { sessionId, tokenId } = request.user
+      const principal = await principalOf(request, token)
+      const { sessionId, tokenId } = principal
       if (fastify.revocations.isRevoked(sessionId) || fastify.revocations.isRevoked(tokenId)) {
         throw refuse('The access token was revoked.')
       }
+      request.user = principal
+    })
+
+    fastify.decorate('authenticateIfPresent', async function authenticateIfPresent(this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
+      if (request.headers.authorization !== undefined) await fastify.authenticate.call(this, request, reply)
     })
 
     fastify.decorate('requireScope', (scope: ScopeName) =>

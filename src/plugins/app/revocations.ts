@@ -4,7 +4,6 @@
 // transaction that revokes a session notifies on commit. After a lost
 // connection the listener reconnects and reloads the whole set.
 import fp from 'fastify-plugin'
-import pg from 'pg'
 import type { Prisma } from '../../generated/prisma/client.js'
 
 export const REVOCATION_CHANNEL = 'revoked_sessions'
@@ -29,7 +28,6 @@ declare module 'fastify' {
 }
 
 const SWEEP_INTERVAL_MS = 60_000
-const MAX_RECONNECT_DELAY_MS = 10_000
 
 export default fp(
   async function revocationsPlugin(fastify) {
@@ -39,12 +37,6 @@ export default fp(
     // Access tokens of a session revoked now live at most this much longer.
     const entryLifetimeMs = (config.ACCESS_TOKEN_TTL + config.JWT_CLOCK_TOLERANCE + 5) * 1000
 
-    let client: pg.Client | undefined
-    let listening = false
-    let closing = false
-    let reconnectDelay = 250
-    let reconnectTimer: NodeJS.Timeout | undefined
-
     async function reload() {
       const rows = await prisma.revokedSession.findMany({
         where: { expiresAt: { gt: new Date() } },
@@ -53,46 +45,13 @@ export default fp(
       for (const row of rows) revoked.set(row.sid, row.expiresAt.getTime())
     }
 
-    function onNotification(message: pg.Notification) {
-      const [sid, expiresAt] = (message.payload ?? '').split('|')
-      if (sid && expiresAt) revoked.set(sid, Number(expiresAt))
-    }
-
-    function scheduleReconnect() {
-      listening = false
-      if (closing || reconnectTimer) return
-      reconnectTimer = setTimeout(() => {
-        reconnectTimer = undefined
-        connect().catch(() => scheduleReconnect())
-      }, reconnectDelay)
-      reconnectTimer.unref()
-      reconnectDelay = Math.min(reconnectDelay * 2, MAX_RECONNECT_DELAY_MS)
-    }
-
-    async function connect() {
-      const next = new pg.Client({ connectionString: config.DATABASE_URL, connectionTimeoutMillis: 3000 })
-      next.on('notification', onNotification)
-      next.on('error', (error) => {
-        log.warn({ err: error }, 'revocation listener lost its connection')
-        void next.end().catch(() => undefined)
-        if (client === next) scheduleReconnect()
-      })
-      next.on('end', () => {
-        if (client === next) scheduleReconnect()
-      })
-      try {
-        await next.connect()
-        await next.query(`LISTEN ${REVOCATION_CHANNEL}`)
-        client = next
-        // Listen first, then load: nothing revoked in between is missed.
-        await reload()
-      } catch (error) {
-        await next.end().catch(() => undefined)
-        throw error
-      }
-      listening = true
-      reconnectDelay = 250
-    }
+    fastify.notifications.subscribe(REVOCATION_CHANNEL, {
+      message(payload) {
+        const [sid, expiresAt] = payload.split('|')
+        if (sid && expiresAt) revoked.set(sid, Number(expiresAt))
+      },
+      resync: reload
+    })
 
     const sweep = setInterval(() => {
       const now = Date.now()
@@ -124,27 +83,12 @@ export default fp(
         for (const sid of sessionIds) revoked.set(sid, expiresAt.getTime())
       },
       get listening() {
-        return listening
+        return fastify.notifications.listening
       }
     }
     fastify.decorate('revocations', store)
 
-    fastify.addHook('onReady', async () => {
-      try {
-        await connect()
-      } catch (error) {
-        log.warn({ err: error }, 'revocation listener could not connect; retrying')
-        scheduleReconnect()
-      }
-    })
-    fastify.addHook('onClose', async () => {
-      closing = true
-      clearInterval(sweep)
-      if (reconnectTimer) clearTimeout(reconnectTimer)
-      const current = client
-      client = undefined
-      await current?.end().catch(() => undefined)
-    })
+    fastify.addHook('onClose', async () => clearInterval(sweep))
   },
-  { name: 'revocations', dependencies: ['config', 'prisma'] }
+  { name: 'revocations', dependencies: ['config', 'prisma', 'notifications'] }
 )
