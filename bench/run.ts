@@ -14,9 +14,10 @@
 //   npm run bench -- --only anonymous,authenticated   some cases only (see `specs`,
 //                               and bound, flood, memory); prints, writes nothing
 //   npm run bench -- --profile  also write a CPU profile of the service (.data/bench-profiles)
+//   npm run bench -- --only memory --soak 1800   the memory run alone, for 30 minutes
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -34,6 +35,9 @@ const onlyIndex = args.indexOf('--only')
 /** `--only a,b`: run just these cases (for profiling); nothing is written. */
 const only = onlyIndex >= 0 ? new Set((args[onlyIndex + 1] ?? '').split(',')) : undefined
 const wanted = (name: string) => !only || only.has(name)
+const soakIndex = args.indexOf('--soak')
+/** `--soak N`: seconds of the mixed memory run. */
+const soakSeconds = soakIndex >= 0 ? Number(args[soakIndex + 1]) : undefined
 const outIndex = args.indexOf('--out')
 const outFile =
   outIndex >= 0 ? path.resolve(args[outIndex + 1] ?? '') : quick || only ? undefined : path.join(root, 'BENCHMARKS.md')
@@ -42,7 +46,8 @@ const outFile =
 // drifts over seconds to minutes, so short alternation pairs like with like.
 const plan = quick
   ? { duration: 3, warmup: 1, rounds: 1, roundDuration: 3, soak: 20 }
-  : { duration: 10, warmup: 2, rounds: 5, roundDuration: 6, soak: 60 }
+  : { duration: 10, warmup: 2, rounds: 5, roundDuration: 6, soak: 90 }
+if (soakSeconds !== undefined && soakSeconds > 0) plan.soak = soakSeconds
 const READ_CONNECTIONS = 50
 const LOGIN_CONNECTIONS = 8
 const REFRESH_CONNECTIONS = 10
@@ -141,6 +146,23 @@ function rssMiB(pid: number): number | undefined {
   }
 }
 
+/** The processes a process started (its children), from /proc (Linux). */
+function childrenOf(pid: number): number[] {
+  const children: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      // "pid (comm) state ppid ...": comm may hold spaces, so read after its ")".
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      if (ppid === pid) children.push(Number(entry))
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return children
+}
+
 let stopping = false
 async function stopAll() {
   stopping = true
@@ -196,30 +218,40 @@ async function main() {
 
   const database = await startEmbeddedPostgres({ dataDir: '', persistent: false })
   await applyMigrations(database.url)
-  const [appPort, ceilingPort, peerPort] = [await freePort(), await freePort(), await freePort()]
+  const [appPort, uncachedPort, ceilingPort, peerPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
   const secret = randomBytes(48).toString('base64url')
   const jwtEnv = { JWT_ALGORITHM: 'HS256', JWT_SECRET: secret, JWT_ISSUER: 'http://localhost:3000', JWT_AUDIENCE: 'blog-api' }
 
-  const appProcess = startProcess('the service', 'src/server.ts', {
+  const serviceEnv = {
     ...jwtEnv,
     DATABASE_URL: database.url,
     HOST: '127.0.0.1',
-    PORT: String(appPort),
     LOG_LEVEL: 'silent',
     MIGRATE_ON_START: 'false',
     // The login cases measure hashing, not the per-address rate limit, nor
     // the per-account lockout (which counts logins in flight for one account).
     AUTH_RATE_LIMIT_MAX: '1000000000',
     LOGIN_LOCKOUT_THRESHOLD: '100'
-  }, profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])
+  }
+  const appProcess = startProcess('the service', 'src/server.ts', { ...serviceEnv, PORT: String(appPort) },
+    profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])
+  // A second instance on the same database with the post cache off: every
+  // read is a database round trip, as in the peer.
+  startProcess('the service without its post cache', 'src/server.ts', { ...serviceEnv, PORT: String(uncachedPort), POST_CACHE_MB: '0' })
   startProcess('the ceiling', 'bench/ceiling.ts', { PORT: String(ceilingPort) })
   startProcess('the peer', 'bench/peer/server.ts', { ...jwtEnv, DATABASE_URL: database.url, PORT: String(peerPort) })
 
   try {
     const app = `http://127.0.0.1:${appPort}`
+    const uncached = `http://127.0.0.1:${uncachedPort}`
     const ceiling = `http://127.0.0.1:${ceilingPort}`
     const peer = `http://127.0.0.1:${peerPort}`
-    await Promise.all([waitForHttp(`${app}/health`), waitForHttp(`${ceiling}/`), waitForHttp(`${peer}/posts/none`)])
+    await Promise.all([
+      waitForHttp(`${app}/health`),
+      waitForHttp(`${uncached}/health`),
+      waitForHttp(`${ceiling}/`),
+      waitForHttp(`${peer}/posts/none`)
+    ])
     log(`servers up after ${fixed((performance.now() - clock) / 1000, 1)} s`)
 
     // One account, a session per read connection, and enough posts for a page.
@@ -272,6 +304,10 @@ async function main() {
       ceiling: { label: 'Ceiling: bare Fastify, small JSON', spec: { ...base, url: `${ceiling}/` } },
       anonymous: { label: '`GET /posts/{id}` without a token', spec: { ...base, url: `${app}/posts/${postId}` } },
       authenticated: { label: '`GET /posts/{id}` with a bearer token', spec: { ...base, url: `${app}/posts/${postId}`, headers: bearer } },
+      uncached: {
+        label: '`GET /posts/{id}` with a bearer token, post cache off (`POST_CACHE_MB=0`)',
+        spec: { ...base, url: `${uncached}/posts/${postId}`, headers: bearer }
+      },
       peer: { label: 'Peer: Express 5 + jsonwebtoken + Prisma, `GET /posts/{id}` with a bearer token', spec: { ...base, url: `${peer}/posts/${postId}`, headers: bearer } },
       me: { label: '`GET /users/me`', spec: { ...base, url: `${app}/users/me`, headers: bearer } },
       list: { label: '`GET /posts?limit=20`', spec: { ...base, url: `${app}/posts?limit=20` } },
@@ -317,7 +353,7 @@ async function main() {
     }
 
     // The compared cases, interleaved: each round in a different order.
-    const compared = ['ceiling', 'anonymous', 'authenticated', 'peer'].filter(wanted)
+    const compared = ['ceiling', 'anonymous', 'authenticated', 'uncached', 'peer'].filter(wanted)
     for (let round = 0; round < plan.rounds; round++) {
       const order = compared.map((_, i) => compared[(i + round) % compared.length] ?? '')
       for (const name of order) {
@@ -369,11 +405,13 @@ async function main() {
 
     // Memory over a longer mixed run: reads, writes and logins at once.
     const pid = appProcess.pid ?? 0
-    const samples: { at: number; rss: number }[] = []
+    const samples: MemorySample[] = []
     const soakStart = performance.now()
     const sampler = setInterval(() => {
       const rss = rssMiB(pid)
-      if (rss !== undefined) samples.push({ at: (performance.now() - soakStart) / 1000, rss })
+      // The service's own processes (a password-hashing child, if any) count too.
+      const children = childrenOf(pid).reduce((sum, child) => sum + (rssMiB(child) ?? 0), 0)
+      if (rss !== undefined) samples.push({ at: (performance.now() - soakStart) / 1000, rss, children })
     }, 1000)
     const soakBase = { duration: plan.soak, warmup: 0 }
     if (wanted('memory')) {
@@ -402,6 +440,30 @@ async function main() {
 
 // ---------------------------------------------------------------- the report
 
+interface MemorySample {
+  /** Seconds since the memory run started. */
+  at: number
+  /** The service process's RSS, MiB. */
+  rss: number
+  /** The RSS of its child processes, MiB. */
+  children: number
+}
+
+/** Least-squares slope of RSS over time, in MiB per minute. */
+function slopePerMinute(samples: MemorySample[], value: (sample: MemorySample) => number): number {
+  const n = samples.length
+  if (n < 2) return NaN
+  const meanT = samples.reduce((sum, s) => sum + s.at, 0) / n
+  const meanV = samples.reduce((sum, s) => sum + value(s), 0) / n
+  let num = 0
+  let den = 0
+  for (const sample of samples) {
+    num += (sample.at - meanT) * (value(sample) - meanV)
+    den += (sample.at - meanT) ** 2
+  }
+  return (num / den) * 60
+}
+
 interface Bound {
   perSecond: number
   threadpool: number
@@ -417,7 +479,7 @@ interface ReportInput {
   turnBound: Bound
   bounds: Bound[]
   turnBounds: Bound[]
-  samples: { at: number; rss: number }[]
+  samples: MemorySample[]
   startedAt: Date
   loadStart: string
   loadEnd: string
@@ -449,30 +511,38 @@ function renderReport({ measured, bound, turnBound, bounds, turnBounds, samples,
   const anonOverCeiling = ratio('anonymous', 'ceiling')
   const authOverCeiling = ratio('authenticated', 'ceiling')
   const authOverPeer = ratio('authenticated', 'peer')
+  const uncachedOverPeer = ratio('uncached', 'peer')
   const authP99 = p99('authenticated')
   const loginShare = ratioTo('password', bounds)
   const turnShare = ratioTo('password', turnBounds)
   const floodP99 = p99('floodReads')
   const floodFactor = floodP99 / authP99
 
-  const warm = samples.filter((sample) => sample.at >= samples.length * 0.25)
-  const first = warm.slice(0, 5)
-  const last = warm.slice(-5)
-  const mean = (values: { rss: number }[]) => values.reduce((sum, v) => sum + v.rss, 0) / Math.max(values.length, 1)
+  // After a warm-up (the first quarter), the mean of the first and of the
+  // last tenth of the samples, and the trend over all of them.
+  const total = (sample: MemorySample) => sample.rss + sample.children
+  const warm = samples.filter((sample) => sample.at >= plan.soak * 0.25)
+  const window = Math.max(5, Math.round(warm.length / 10))
+  const first = warm.slice(0, window)
+  const last = warm.slice(-window)
+  const mean = (values: MemorySample[], value = total) => values.reduce((sum, v) => sum + value(v), 0) / Math.max(values.length, 1)
   const growth = mean(last) - mean(first)
   const growthShare = growth / mean(first)
-  const peak = Math.max(...samples.map((sample) => sample.rss))
+  const own = (sample: MemorySample) => sample.rss
+  const kids = (sample: MemorySample) => sample.children
+  const peak = Math.max(...samples.map(total))
 
   const met = (ok: boolean) => (ok ? 'met' : '**not met**')
   const targets = [
     `| Authenticated \`GET /posts/{id}\` ÷ the same without a token | ≥ 90 % | ${percent(authOverAnon)} | ${met(authOverAnon >= 0.9)} |`,
     `| \`GET /posts/{id}\` ÷ bare Fastify ceiling (without / with a token) | ≥ 40 % | ${percent(anonOverCeiling)} / ${percent(authOverCeiling)} | ${met(authOverCeiling >= 0.4)} |`,
     `| Authenticated \`GET /posts/{id}\` ÷ Express peer | ≥ 1.5× | ${fixed(authOverPeer, 2)}× | ${met(authOverPeer >= 1.5)} |`,
+    `| (for reference) the same with the post cache off ÷ Express peer | | ${fixed(uncachedOverPeer, 2)}× | |`,
     `| p99 of authenticated reads, ${READ_CONNECTIONS} connections | < 20 ms | ${fixed(authP99, 1)} ms | ${met(authP99 < 20)} |`,
     `| Password grant ÷ raw argon2 bound (${bound.inFlight} in flight) | ≥ 90 % | ${percent(loginShare)} | ${met(loginShare >= 0.9)} |`,
     `| (for reference) password grant ÷ argon2 with the service's ${turnBound.inFlight} hash(es) at once | | ${percent(turnShare)} | |`,
     `| Authenticated reads' p99 while logins flood in ÷ unloaded p99 | ≤ 2× | ${fixed(floodP99, 1)} ÷ ${fixed(authP99, 1)} ms = ${fixed(floodFactor, 2)}× | ${met(floodFactor <= 2)} |`,
-    `| RSS growth after warm-up over a ${plan.soak} s mixed run | flat (< 5 %) | ${fixed(growth, 1)} MiB (${percent(growthShare)}) | ${met(growthShare < 0.05)} |`
+    `| RSS growth after warm-up over a ${plan.soak} s mixed run | flat (< 5 %) | ${fixed(growth, 1)} MiB (${percent(growthShare)}); trend ${fixed(slopePerMinute(warm, total), 2)} MiB/min | ${met(growthShare < 0.05)} |`
   ]
 
   let commit = 'unknown'
@@ -509,9 +579,11 @@ function renderReport({ measured, bound, turnBound, bounds, turnBounds, samples,
     '|---|---|---|---|',
     ...targets,
     '',
-    `Memory: RSS of the service sampled each second over ${plan.soak} s of mixed load (20 connections reading, 5 writing posts, 4 logging in): ` +
-      `${fixed(samples[0]?.rss ?? NaN, 1)} MiB at the start, ${fixed(mean(first), 1)} MiB after warm-up (first quarter), ` +
-      `${fixed(mean(last), 1)} MiB at the end, peak ${fixed(peak, 1)} MiB.`
+    `Memory: RSS of the service and its child processes, sampled each second over ${plan.soak} s of mixed load (20 connections reading, 5 writing posts, 4 logging in): ` +
+      `${fixed(samples[0] ? total(samples[0]) : NaN, 1)} MiB at the start, ${fixed(mean(first), 1)} MiB after warm-up (the first quarter), ` +
+      `${fixed(mean(last), 1)} MiB at the end (means of the first and last ${window} samples after warm-up), peak ${fixed(peak, 1)} MiB. ` +
+      `The service process alone: ${fixed(mean(first, own), 1)} → ${fixed(mean(last, own), 1)} MiB, trend ${fixed(slopePerMinute(warm, own), 2)} MiB/min; ` +
+      `its child processes: ${fixed(mean(first, kids), 1)} → ${fixed(mean(last, kids), 1)} MiB, trend ${fixed(slopePerMinute(warm, kids), 2)} MiB/min.`
   ].join('\n')
 }
 
