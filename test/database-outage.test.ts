@@ -5,7 +5,7 @@
 //
 // This file runs a PostgreSQL of its own (persistent, in a temp folder) so it
 // can stop and restart it on the same port without disturbing other files.
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -137,4 +137,37 @@ describe('a database outage', () => {
       interval: 50
     }).toBe(401)
   }, 90_000)
+
+  it('answers /ready with 503 within seconds while the database hangs, and 200 once it answers again', async () => {
+    expect((await app.inject({ method: 'GET', url: '/ready' })).statusCode).toBe(200)
+    const frozen = await postgresProcesses(database.dataDir)
+    expect(frozen.length).toBeGreaterThan(1)
+    // A frozen server accepts connections and never answers: the probe must not wait for it.
+    for (const pid of frozen) process.kill(pid, 'SIGSTOP')
+    try {
+      const ready = await timed(() => app.inject({ method: 'GET', url: '/ready' }))
+      expectUnavailable(ready.response)
+      expect(ready.ms).toBeGreaterThanOrEqual(1900)
+      expect(ready.ms).toBeLessThan(QUICKLY_MS)
+    } finally {
+      for (const pid of frozen) process.kill(pid, 'SIGCONT')
+    }
+    await expect.poll(async () => (await app.inject({ method: 'GET', url: '/ready' })).statusCode, {
+      timeout: 20_000,
+      interval: 200
+    }).toBe(200)
+  }, 60_000)
 })
+
+/** The postmaster of a data folder and every process it started (Linux /proc). */
+async function postgresProcesses(dataDir: string): Promise<number[]> {
+  const postmaster = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0])
+  const children: number[] = []
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '')
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    if (ppid === postmaster) children.push(Number(entry))
+  }
+  return [postmaster, ...children]
+}
