@@ -1,5 +1,8 @@
 // The audit trail of security events. A failure to record is logged, never
 // turned into a failed request: the event it describes has already happened.
+// One exception: a successful password login's event is written by the same
+// statement as its session (sessions repository), so a login is recorded
+// whenever it succeeds, and fails as a whole when it cannot be recorded.
 //
 // `user_id`, `client_id` and `session_id` name the actor: the caller's account
 // and session, or the service client. What an administrative action was done
