@@ -43,7 +43,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     if (typeof message === 'string' && /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout/i.test(message)) {
       return true
     }
-    current = field(current, 'cause') ?? field(current, 'meta')
+    // A raw query's failure (P2010) carries the driver's error in `meta.driverAdapterError`.
+    current = field(current, 'cause') ?? field(current, 'driverAdapterError') ?? field(current, 'meta')
   }
   return false
 }

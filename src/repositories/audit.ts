@@ -1,5 +1,8 @@
 // The audit trail of security events. A failure to record is logged, never
 // turned into a failed request: the event it describes has already happened.
+// One exception: a successful password login's event is written by the same
+// statement as its session (sessions repository), so a login is recorded
+// whenever it succeeds, and fails as a whole when it cannot be recorded.
 //
 // `user_id`, `client_id` and `session_id` name the actor: the caller's account
 // and session, or the service client. What an administrative action was done
@@ -48,18 +51,23 @@ const toAuditEventDto = (row: AuditRow) => ({
   created_at: row.createdAt.toISOString()
 })
 
+/** Where a request came from, as an audit row stores it (cut to the columns' sizes). */
+export interface AuditSource {
+  ip: string
+  userAgent: string | null
+}
+
+export const auditSource = (request: FastifyRequest): AuditSource => ({
+  ip: request.ip.slice(0, 64),
+  userAgent: request.headers['user-agent']?.slice(0, 512) ?? null
+})
+
 export function createAuditLog(prisma: PrismaClient, log: FastifyBaseLogger) {
   return {
     async record(kind: AuditKind, request: FastifyRequest, entry: AuditEntry = {}) {
       try {
-        await prisma.auditEvent.create({
-          data: {
-            kind,
-            ...entry,
-            ip: request.ip.slice(0, 64),
-            userAgent: request.headers['user-agent']?.slice(0, 512) ?? null
-          }
-        })
+        // `select` keeps Prisma from reading the new row back: nothing uses it.
+        await prisma.auditEvent.create({ data: { kind, ...entry, ...auditSource(request) }, select: { id: true } })
       } catch (error) {
         log.error({ err: error, kind }, 'could not record an audit event')
       }

@@ -10,7 +10,7 @@ import { OAuthErrorResponse, RevokeBody, TokenBody, TokenResponse } from '../sch
 import { NoContent, problems, refTo } from '../schemas/common.js'
 import { SignupBody, User } from '../schemas/users.js'
 import { trimFields } from '../lib/trim.js'
-import { auditActor } from '../repositories/audit.js'
+import { auditActor, auditSource } from '../repositories/audit.js'
 
 /** Password logins without client authentication are made by this public client. */
 export const PUBLIC_CLIENT_ID = 'public'
@@ -163,8 +163,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
           await loginThrottle.succeeded(body.username)
           const scope = grantScopes(body.scope, scopesForRole(account.role))
           if (check.needsRehash) await users.rehash(account.id, await passwords.hash(body.password))
-          const session = await sessions.start(account.id, scope)
-          await auditLog.record('login.success', request, { userId: account.id, sessionId: session.sessionId })
+          // Records `login.success` with the session, in the same statement.
+          const session = await sessions.start(account.id, scope, auditSource(request))
           const access = tokens.issueAccessToken({
             sub: account.id,
             clientId: client?.clientId ?? PUBLIC_CLIENT_ID,
