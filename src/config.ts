@@ -54,6 +54,8 @@ export const ConfigSchema = Type.Object({
   ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 4 }),
   /** Password hashes computed at once; more wait their turn. 0: one per core. */
   ARGON2_CONCURRENCY: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),
+  /** How many nice steps below the service its hashing process runs; 0: the same priority. */
+  ARGON2_NICE: Type.Integer({ minimum: 0, maximum: 19, default: 10 }),
   PASSWORD_MIN_LENGTH: Type.Integer({ minimum: 8, maximum: 64, default: 12 }),
 
   /** Requests per address per window on /auth/token and /auth/signup. */
