@@ -10,7 +10,7 @@
 // and never logs: passwords pass only through that pipe.
 import { readdirSync } from 'node:fs'
 import os from 'node:os'
-import type { Argon2Ready, Argon2Reply, Argon2Request } from './argon2-process.js'
+import type { Argon2Reply, Argon2Request } from './argon2-process.js'
 
 /**
  * Lowers this process's priority before any hashing thread exists. On Linux
@@ -44,7 +44,7 @@ lowerPriority(Number(process.argv[2] ?? 0))
 // Loaded only now, so that nothing it starts runs at the parent's priority.
 const { default: argon2 } = await import('argon2')
 
-const reply = (message: Argon2Reply | Argon2Ready) => {
+const reply = (message: Argon2Reply) => {
   // The parent may be gone; then this process ends on 'disconnect'.
   if (process.connected) process.send?.(message)
 }
@@ -67,6 +67,3 @@ process.on('message', (message: Argon2Request) => {
 })
 // The parent closed the channel or died: no one is left to answer.
 process.on('disconnect', () => process.exit(0))
-// The parent sends nothing before this: a message that arrived before the
-// listener above existed would be dropped.
-reply({ ready: true })

@@ -32,11 +32,6 @@ export type Argon2Request = Argon2Call & { id: number }
 /** The child's answer to the request with the same id. */
 export type Argon2Reply = { id: number; ok: true; value: string | boolean } | { id: number; ok: false; error: string }
 
-/** The child's first message: it listens now (messages sent earlier could be lost). */
-export interface Argon2Ready {
-  ready: true
-}
-
 export interface Argon2Process {
   hash(password: string, options: Argon2Options): Promise<string>
   /** Whether `password` matches `hash`; rejects with Argon2Error when `hash` is not one argon2 reads. */
@@ -81,8 +76,6 @@ type PendingCall = { resolve(value: string | boolean): void; reject(error: Error
 
 interface Child {
   process: ChildProcess
-  /** Resolves once the child listens; rejects when it dies first. */
-  ready: Promise<void>
   alive: boolean
   pending: Map<number, PendingCall>
 }
@@ -111,31 +104,17 @@ export function createArgon2Process(settings: {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc']
     })
     process_.unref()
-    let markReady = () => {}
-    let markDead = (_error: Error) => {}
-    const ready = new Promise<void>((resolve, reject) => {
-      markReady = resolve
-      markDead = reject
-    })
-    // A child that dies before anyone waits for it must not be an unhandled rejection.
-    ready.catch(() => undefined)
-    const child: Child = { process: process_, ready, alive: true, pending: new Map() }
+    const child: Child = { process: process_, alive: true, pending: new Map() }
 
     const gone = () => {
       if (!child.alive) return
       child.alive = false
       if (current === child) current = undefined
-      markDead(serviceUnavailable())
       for (const call of child.pending.values()) call.reject(serviceUnavailable())
       child.pending.clear()
     }
 
-    process_.on('message', (message: Argon2Reply | Argon2Ready) => {
-      if ('ready' in message) {
-        markReady()
-        holdOpen(child)
-        return
-      }
+    process_.on('message', (message: Argon2Reply) => {
       const call = child.pending.get(message.id)
       if (!call) return
       child.pending.delete(message.id)
@@ -160,12 +139,11 @@ export function createArgon2Process(settings: {
     return child
   }
 
-  async function call(request: Argon2Call): Promise<string | boolean> {
-    if (closing) throw serviceUnavailable()
+  // Requests sent while the child still starts wait in the channel until it listens.
+  function call(request: Argon2Call): Promise<string | boolean> {
+    if (closing) return Promise.reject(serviceUnavailable())
     current ??= start()
     const child = current
-    await child.ready
-    if (!child.alive) throw serviceUnavailable()
     return new Promise((resolve, reject) => {
       const id = ++nextId
       child.pending.set(id, { resolve, reject })
