@@ -38,7 +38,7 @@ export interface PasswordManager {
  * argon2id computation, as for a real account, and never succeeds. Made
  * without hashing, so starting the service starts no hashing process.
  */
-export function dummyHash(options: Argon2Options): string {
+function dummyHash(options: Argon2Options): string {
   const b64 = (bytes: number) => randomBytes(bytes).toString('base64').replace(/=+$/, '')
   return `$argon2id$v=19$m=${options.memoryCost},p=${options.parallelism},t=${options.timeCost}$${b64(16)}$${b64(32)}`
 }
