@@ -92,6 +92,9 @@ describe('SIGTERM', () => {
       ARGON2_PARALLELISM: '1'
     })
     try {
+      // As a load balancer would, wait for /ready: the event loop delay of
+      // start-up can shed the first requests (503) for a sample or two.
+      await expect.poll(async () => (await fetch(`${server.base}/ready`)).status, { timeout: 10_000, interval: 100 }).toBe(200)
       const email = uniqueEmail('shutdown')
       const signup = await fetch(`${server.base}/auth/signup`, {
         method: 'POST',

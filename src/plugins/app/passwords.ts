@@ -6,17 +6,18 @@
 // long passphrases accepted (up to 1024 characters), no composition rules,
 // and no password that is on a list of common ones or equal to the email.
 //
-// Hashing takes turns: each hash runs ARGON2_PARALLELISM threads flat out, and
-// libuv's thread pool (4 threads) would otherwise run four at once. On a small
-// machine that is every core several times over, and every other request
-// waits; the pool is also where new database connections do their SCRAM
-// handshake, which then times out (503). So at most ARGON2_CONCURRENCY hashes
-// run at once, by default one per core, and a burst of logins queues here.
+// Hashes run in a child process at a lower CPU priority (ARGON2_NICE; see
+// src/lib/argon2-process.ts): each one keeps ARGON2_PARALLELISM threads busy,
+// and at the event loop's priority a flood of logins made every other request
+// wait on a small machine. They also take turns: at most ARGON2_CONCURRENCY
+// run at once (by default one per core), the rest queue here, so the child's
+// threads stay few whatever the burst.
 import { randomBytes } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import argon2 from 'argon2'
 import fp from 'fastify-plugin'
 import commonPasswordList from '../../data/common-passwords.json' with { type: 'json' }
+import { type Argon2Options, Argon2Error, createArgon2Process } from '../../lib/argon2-process.js'
 import type { FieldError } from '../../lib/errors.js'
 import { createSemaphore } from '../../lib/semaphore.js'
 
@@ -31,6 +32,17 @@ export interface PasswordManager {
   policyErrors(password: string, field: string, email?: string): FieldError[]
 }
 
+/**
+ * A hash in argon2's own format with the configured parameters, a random salt
+ * and a random digest: verifying any password against it costs one full
+ * argon2id computation, as for a real account, and never succeeds. Made
+ * without hashing, so starting the service starts no hashing process.
+ */
+function dummyHash(options: Argon2Options): string {
+  const b64 = (bytes: number) => randomBytes(bytes).toString('base64').replace(/=+$/, '')
+  return `$argon2id$v=19$m=${options.memoryCost},p=${options.parallelism},t=${options.timeCost}$${b64(16)}$${b64(32)}`
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     passwords: PasswordManager
@@ -39,22 +51,34 @@ declare module 'fastify' {
 
 export default fp(
   async function passwordsPlugin(fastify) {
-    const { ARGON2_MEMORY_KIB, ARGON2_TIME_COST, ARGON2_PARALLELISM, ARGON2_CONCURRENCY, PASSWORD_MIN_LENGTH } = fastify.config
-    const options = {
-      type: argon2.argon2id as 2,
+    const { ARGON2_MEMORY_KIB, ARGON2_TIME_COST, ARGON2_PARALLELISM, ARGON2_CONCURRENCY, ARGON2_NICE, PASSWORD_MIN_LENGTH } =
+      fastify.config
+    const options: Argon2Options = {
       memoryCost: ARGON2_MEMORY_KIB,
       timeCost: ARGON2_TIME_COST,
       parallelism: ARGON2_PARALLELISM
     }
-    const turns = createSemaphore(ARGON2_CONCURRENCY || availableParallelism())
-    const dummyHash = await argon2.hash(randomBytes(32).toString('base64'), options)
+    const concurrency = ARGON2_CONCURRENCY || availableParallelism()
+    const turns = createSemaphore(concurrency)
+    const unknownAccount = dummyHash(options)
+    // Started on the first hash, not here: most app instances (a test's, a
+    // command-line tool's) never hash, and a fork costs them time for nothing.
+    const hasher = createArgon2Process({ nice: ARGON2_NICE, threads: concurrency, log: fastify.log })
+    fastify.addHook('onClose', () => hasher.close())
 
     const manager: PasswordManager = {
-      hash: (password) => turns.run(() => argon2.hash(password, options)),
+      hash: (password) => turns.run(() => hasher.hash(password, options)),
 
       async verify(hash, password) {
         // Always one verification, so a missing account costs what a wrong password costs.
-        const matches = await turns.run(() => argon2.verify(hash ?? dummyHash, password)).catch(() => false)
+        // A hash argon2 cannot read matches nothing; a hashing process that is
+        // gone is the service's failure (503), not a wrong password.
+        const matches = await turns
+          .run(() => hasher.verify(hash ?? unknownAccount, password))
+          .catch((error: unknown) => {
+            if (error instanceof Argon2Error) return false
+            throw error
+          })
         if (!matches || hash === undefined) return { valid: false, needsRehash: false }
         return { valid: true, needsRehash: argon2.needsRehash(hash, options) }
       },
