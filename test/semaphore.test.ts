@@ -38,4 +38,32 @@ describe('hashing takes turns', () => {
     await expect(turns.run(async () => { throw new Error('boom') })).rejects.toThrow('boom')
     await expect(turns.run(async () => 'next')).resolves.toBe('next')
   })
+
+  it('drops a waiter whose signal aborts, without running it, and serves the next', async () => {
+    const turns = createSemaphore(1)
+    const ran: string[] = []
+    let finishFirst = () => {}
+    const first = turns.run(() => new Promise<void>((resolve) => (finishFirst = () => { ran.push('first'); resolve() })))
+    const gone = new AbortController()
+    const abandoned = turns.run(async () => { ran.push('abandoned') }, gone.signal)
+    const next = turns.run(async () => { ran.push('next') })
+    expect(turns.waiting).toBe(2)
+
+    gone.abort(new Error('client gone'))
+    await expect(abandoned).rejects.toThrow('client gone')
+    expect(turns.waiting).toBe(1)
+    finishFirst()
+    await Promise.all([first, next])
+    expect(ran).toEqual(['first', 'next'])
+    expect(turns.waiting).toBe(0)
+  })
+
+  it('does not start a task whose signal has already aborted, and keeps running one that started', async () => {
+    const turns = createSemaphore(1)
+    await expect(turns.run(async () => 'never', AbortSignal.abort(new Error('gone')))).rejects.toThrow('gone')
+    const started = new AbortController()
+    const running = turns.run(async () => { started.abort(new Error('too late')); await tick(); return 'finished' }, started.signal)
+    await expect(running).resolves.toBe('finished')
+    await expect(turns.run(async () => 'free')).resolves.toBe('free')
+  })
 })

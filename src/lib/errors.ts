@@ -86,6 +86,12 @@ export const serviceUnavailable = (
 ) => new ProblemError(503, detail, { headers: { 'retry-after': String(retryAfterSeconds) } })
 
 /**
+ * The client closed the connection before it was answered (nginx's 499); no
+ * one reads this answer, but the logs say what happened.
+ */
+export const clientClosedRequest = () => new ProblemError(499, 'The client closed the connection before it was answered.')
+
+/**
  * 429 with `Retry-After`, for the per-address rate limits and the per-account
  * lockout alike: one body (problem details, also at the token endpoint, where
  * RFC 6749 defines no error code for it) so clients handle both the same way.

@@ -1,8 +1,8 @@
 // Accounts and tokens: signup, the OAuth2 token endpoint (password,
 // refresh_token and client_credentials grants), RFC 7009 revocation, logout.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
-import { badRequest, OAuthError } from '../lib/errors.js'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { badRequest, clientClosedRequest, OAuthError } from '../lib/errors.js'
 import { REFRESH_TOKEN_PREFIX } from '../lib/opaque-tokens.js'
 import type { Principal } from '../plugins/infra/jwt.js'
 import { grantScopes, parseScope, scopesForRole } from '../lib/scopes.js'
@@ -55,6 +55,25 @@ function clientCredentials(request: FastifyRequest, body: { client_id?: string; 
   return undefined
 }
 
+/**
+ * Aborts when the client closes the connection before its answer is sent: a
+ * password hash still waiting for its turn is then not computed (a flood of
+ * logins whose clients gave up would otherwise delay every later one). The
+ * attempt still counts towards the account's lockout.
+ */
+function whileClientWaits(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController()
+  const gone = () => controller.abort(clientClosedRequest())
+  // Gone already (while the body was read or the account looked up), or later.
+  if (reply.raw.socket?.destroyed === true) gone()
+  else {
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableEnded) gone()
+    })
+  }
+  return controller.signal
+}
+
 const tokenDescription = `The OAuth2 token endpoint (RFC 6749). Send \`application/x-www-form-urlencoded\` (JSON is accepted too).
 
 - \`grant_type=password\`: \`username\` (the email), \`password\`, optional \`scope\` → access and refresh token.
@@ -94,7 +113,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       const { email, full_name: fullName, password } = request.body
       const weak = passwords.policyErrors(password, 'password', email)
       if (weak.length > 0) throw badRequest('The password does not meet the policy.', weak)
-      const user = await users.create({ email, fullName, passwordHash: await passwords.hash(password) })
+      const user = await users.create({ email, fullName, passwordHash: await passwords.hash(password, whileClientWaits(reply)) })
       await auditLog.record('user.signup', request, { userId: user.id })
       return reply.code(201).header('location', `/users/${user.id}`).send(user)
     }
@@ -152,7 +171,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
           // Before any lookup or verification: a locked-out email costs the attacker nothing but a 429.
           const lockSeconds = await loginThrottle.attempt(body.username)
           const account = await users.findCredentials(body.username)
-          const check = await passwords.verify(account?.passwordHash, body.password)
+          const check = await passwords.verify(account?.passwordHash, body.password, whileClientWaits(reply))
           if (!account || !check.valid || !account.isActive) {
             await auditLog.record('login.failure', request, { userId: account?.id })
             if (lockSeconds > 0) {

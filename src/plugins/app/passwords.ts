@@ -11,7 +11,8 @@
 // and at the event loop's priority a flood of logins made every other request
 // wait on a small machine. They also take turns: at most ARGON2_CONCURRENCY
 // run at once (by default one per core), the rest queue here, so the child's
-// threads stay few whatever the burst.
+// threads stay few whatever the burst. A request whose client has gone leaves
+// the queue unhashed (its `signal`).
 import { randomBytes } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import argon2 from 'argon2'
@@ -25,9 +26,13 @@ import { createSemaphore } from '../../lib/semaphore.js'
 export const COMMON_PASSWORDS: ReadonlySet<string> = new Set(commonPasswordList.map((password) => password.toLowerCase()))
 
 export interface PasswordManager {
-  hash(password: string): Promise<string>
-  /** Verifies `password` against `hash`, or against the dummy hash when there is no account. */
-  verify(hash: string | undefined, password: string): Promise<{ valid: boolean; needsRehash: boolean }>
+  /** Hashes a password; `signal`: give up if it aborts while the hash waits for its turn. */
+  hash(password: string, signal?: AbortSignal): Promise<string>
+  /**
+   * Verifies `password` against `hash`, or against the dummy hash when there
+   * is no account; `signal`: give up if it aborts while waiting for a turn.
+   */
+  verify(hash: string | undefined, password: string, signal?: AbortSignal): Promise<{ valid: boolean; needsRehash: boolean }>
   /** What is wrong with a new password, or nothing. */
   policyErrors(password: string, field: string, email?: string): FieldError[]
 }
@@ -67,14 +72,14 @@ export default fp(
     fastify.addHook('onClose', () => hasher.close())
 
     const manager: PasswordManager = {
-      hash: (password) => turns.run(() => hasher.hash(password, options)),
+      hash: (password, signal) => turns.run(() => hasher.hash(password, options), signal),
 
-      async verify(hash, password) {
+      async verify(hash, password, signal) {
         // Always one verification, so a missing account costs what a wrong password costs.
         // A hash argon2 cannot read matches nothing; a hashing process that is
         // gone is the service's failure (503), not a wrong password.
         const matches = await turns
-          .run(() => hasher.verify(hash ?? unknownAccount, password))
+          .run(() => hasher.verify(hash ?? unknownAccount, password), signal)
           .catch((error: unknown) => {
             if (error instanceof Argon2Error) return false
             throw error

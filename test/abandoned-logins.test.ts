@@ -1,0 +1,66 @@
+// A login whose client closes the connection while its password hash waits for
+// a turn is dropped without hashing: in a flood, hashes for clients that gave
+// up would delay everyone still waiting. Closing a connection needs a real
+// socket, so this file listens on 127.0.0.1.
+import type { FastifyInstance } from 'fastify'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildApp, fileDatabase, PASSWORD, signup, uniqueEmail } from './helper.js'
+
+let app: FastifyInstance
+let base: string
+
+beforeAll(async () => {
+  // One hash at a time, each slow enough (about 0.6 s here) for the next logins to queue behind it.
+  app = await buildApp({ ARGON2_CONCURRENCY: 1, ARGON2_MEMORY_KIB: 16384, ARGON2_TIME_COST: 80 })
+  base = await app.listen({ host: '127.0.0.1', port: 0 })
+})
+afterAll(async () => {
+  await app?.close()
+})
+
+const login = (email: string, password: string, userAgent: string, signal?: AbortSignal) =>
+  fetch(`${base}/auth/token`, {
+    method: 'POST',
+    headers: { 'user-agent': userAgent },
+    body: new URLSearchParams({ grant_type: 'password', username: email, password }),
+    signal
+  })
+
+async function failuresFrom(userAgent: string): Promise<number> {
+  const client = new pg.Client({ connectionString: (await fileDatabase()).url })
+  await client.connect()
+  try {
+    const result = await client.query(`SELECT count(*)::int AS n FROM audit_events WHERE kind = 'login.failure' AND user_agent = $1`, [userAgent])
+    return (result.rows[0] as { n: number }).n
+  } finally {
+    await client.end()
+  }
+}
+
+describe('a login whose client leaves while it waits for a hash', () => {
+  it('is not hashed, and the logins around it are answered', async () => {
+    const email = uniqueEmail('abandon')
+    await signup(app, { email })
+
+    const first = login(email, PASSWORD, 'first')
+    // The first login's hash is running; this one queues behind it, then its client gives up.
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const leaving = new AbortController()
+    const abandoned = login(email, 'a wrong password, never checked', 'abandoned', leaving.signal)
+    const third = login(email, PASSWORD, 'third')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    leaving.abort()
+    await expect(abandoned).rejects.toThrow()
+
+    expect((await first).status).toBe(200)
+    expect((await third).status).toBe(200)
+    // A wrong password that had been verified would have left a login.failure.
+    expect(await failuresFrom('abandoned')).toBe(0)
+
+    // The same wrong password, waited for, is verified and recorded.
+    const waited = await login(email, 'a wrong password, never checked', 'waited')
+    expect(waited.status).toBe(400)
+    expect(await failuresFrom('waited')).toBe(1)
+  })
+})
