@@ -3,10 +3,12 @@
 // libuv's thread pool runs at once (or as argv[3] says). A login cannot be
 // faster than one verification, so this is the ceiling for the password
 // grant. It runs at the priority the service gives its hashing process
-// (ARGON2_NICE steps lower), so both get the same share of a busy machine.
+// (ARGON2_NICE steps lower, and SCHED_IDLE with ARGON2_IDLE_SCHEDULING), so
+// both get the same share of a busy machine.
 // Prints one JSON line.
 //
 //   node --import tsx bench/argon2-bound.ts SECONDS [IN_FLIGHT]
+import { execFileSync } from 'node:child_process'
 import os from 'node:os'
 import { loadConfig } from '../src/config.js'
 
@@ -15,6 +17,15 @@ const config = loadConfig({ ...process.env, DATABASE_URL: process.env.DATABASE_U
 // Before any hashing thread exists: threads inherit their creator's nice value.
 const nice = Math.min(19, os.getPriority(0) + config.ARGON2_NICE)
 os.setPriority(0, nice)
+let idle = false
+if (config.ARGON2_IDLE_SCHEDULING) {
+  try {
+    execFileSync('chrt', ['--all-tasks', '--idle', '--pid', '0', String(process.pid)], { stdio: 'ignore' })
+    idle = true
+  } catch {
+    // no chrt: nice only, as in the service
+  }
+}
 const { default: argon2 } = await import('argon2')
 const options = {
   type: argon2.argon2id as 2,
@@ -40,5 +51,5 @@ const started = performance.now()
 await Promise.all(Array.from({ length: inFlight }, worker))
 const elapsed = (performance.now() - started) / 1000
 process.stdout.write(
-  JSON.stringify({ perSecond: done / elapsed, verifications: done, threadpool, inFlight, nice, memoryKiB: options.memoryCost, timeCost: options.timeCost, parallelism: options.parallelism }) + '\n'
+  JSON.stringify({ perSecond: done / elapsed, verifications: done, threadpool, inFlight, nice, idle, memoryKiB: options.memoryCost, timeCost: options.timeCost, parallelism: options.parallelism }) + '\n'
 )

@@ -388,7 +388,7 @@ async function main() {
       }
     }
     const summarize = (runs: Bound[]): Bound => ({
-      ...(runs[0] ?? { threadpool: NaN, inFlight: NaN, memoryKiB: NaN, timeCost: NaN, parallelism: NaN, nice: NaN }),
+      ...(runs[0] ?? { threadpool: NaN, inFlight: NaN, memoryKiB: NaN, timeCost: NaN, parallelism: NaN, nice: NaN, idle: false }),
       perSecond: median(runs.map((run) => run.perSecond))
     })
     const bound = summarize(bounds)
@@ -476,6 +476,8 @@ interface Bound {
   parallelism: number
   /** The nice value it ran at (the service's hashing process runs at ARGON2_NICE). */
   nice: number
+  /** Whether it ran under SCHED_IDLE (as the service's hashing process does by default). */
+  idle: boolean
 }
 
 interface ReportInput {
@@ -573,7 +575,7 @@ function renderReport({ measured, bound, turnBound, bounds, turnBounds, samples,
     ...rows,
     ...[bound, turnBound].map(
       (b) =>
-        `| Raw argon2id verifications (m=${b.memoryKiB} KiB, t=${b.timeCost}, p=${b.parallelism}, nice ${b.nice}), ${b.inFlight} in flight | ${fixed(b.perSecond, 1)} | | | | ${bounds.length} | |`
+        `| Raw argon2id verifications (m=${b.memoryKiB} KiB, t=${b.timeCost}, p=${b.parallelism}, nice ${b.nice}${b.idle ? ', SCHED_IDLE' : ''}), ${b.inFlight} in flight | ${fixed(b.perSecond, 1)} | | | | ${bounds.length} | |`
     ),
     `| Authenticated \`GET /posts/{id}\` while logins flood in | ${fixed(rps('floodReads'))} | ${fixed(median(runs('floodReads').map((x) => x.p50)), 1)} | ${fixed(floodP99, 1)} | | 1 | |`,
     `| Password grant during that flood | ${fixed(floodLogins?.rps ?? NaN, 1)} | ${fixed(floodLogins?.p50 ?? NaN, 1)} | ${fixed(floodLogins?.p99 ?? NaN, 1)} | | 1 | |`,

@@ -56,6 +56,8 @@ export const ConfigSchema = Type.Object({
   ARGON2_CONCURRENCY: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),
   /** How many nice steps below the service its hashing process runs; 0: the same priority. */
   ARGON2_NICE: Type.Integer({ minimum: 0, maximum: 19, default: 10 }),
+  /** Linux: the hashing process's threads run only when nothing else wants the CPU (SCHED_IDLE). */
+  ARGON2_IDLE_SCHEDULING: Type.Boolean({ default: true }),
   /** Memory for recently read posts (MiB); 0: every read asks the database. */
   POST_CACHE_MB: Type.Integer({ minimum: 0, maximum: 4096, default: 32 }),
   POST_CACHE_TTL: Seconds(300, 'A cached post is read again from the database after this long'),

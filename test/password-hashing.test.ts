@@ -43,6 +43,10 @@ function newChild(before: number[]): number {
 const running = (pid: number) => statFields(`/proc/${pid}/stat`) !== undefined
 /** Field 19 of /proc/<pid>/stat: the nice value. */
 const niceOf = (path: string) => Number(statFields(path)?.[16])
+/** Field 41 of /proc/<pid>/stat: the scheduling policy (0 SCHED_OTHER, 5 SCHED_IDLE). */
+const policyOf = (path: string) => Number(statFields(path)?.[38])
+const SCHED_OTHER = 0
+const SCHED_IDLE = 5
 /** User plus system CPU time, in clock ticks (fields 14 and 15). */
 const cpuTicks = (pid: number) => {
   const fields = statFields(`/proc/${pid}/stat`) ?? []
@@ -67,7 +71,11 @@ describe('password hashing in a child process', () => {
     expect(niceOf(`/proc/${child}/stat`)).toBe(expected)
     const threads = readdirSync(`/proc/${child}/task`)
     expect(threads.length).toBeGreaterThan(1)
-    for (const thread of threads) expect(niceOf(`/proc/${child}/task/${thread}/stat`)).toBe(expected)
+    for (const thread of threads) {
+      expect(niceOf(`/proc/${child}/task/${thread}/stat`)).toBe(expected)
+      // ARGON2_IDLE_SCHEDULING (on by default): they run only when nothing else wants the CPU.
+      expect(policyOf(`/proc/${child}/task/${thread}/stat`)).toBe(SCHED_IDLE)
+    }
   })
 
   it('a wrong password and a stored hash argon2 cannot read are both a failed login', async () => {
@@ -95,12 +103,14 @@ describe('the hashing process comes and goes with the app', () => {
     }
   })
 
-  it('ARGON2_NICE=0 keeps the priority of the service', async () => {
+  it('ARGON2_NICE=0 and ARGON2_IDLE_SCHEDULING=false keep the priority of the service', async () => {
     const before = hashingChildren()
-    const app = await buildApp({ ARGON2_NICE: 0 })
+    const app = await buildApp({ ARGON2_NICE: 0, ARGON2_IDLE_SCHEDULING: false })
     try {
       await signup(app)
-      expect(niceOf(`/proc/${newChild(before)}/stat`)).toBe(os.getPriority())
+      const child = newChild(before)
+      expect(niceOf(`/proc/${child}/stat`)).toBe(os.getPriority())
+      expect(policyOf(`/proc/${child}/stat`)).toBe(SCHED_OTHER)
     } finally {
       await app.close()
     }

@@ -5,9 +5,11 @@
 // and die here, not in the service's heap and allocator.
 //
 //   argv[2]: how many nice steps below its parent this process runs (0-19)
+//   argv[3]: "idle" to run under SCHED_IDLE (Linux), else "normal"
 //
 // It answers `{ id, op: 'hash' | 'verify', ... }` messages on the IPC channel
 // and never logs: passwords pass only through that pipe.
+import { execFileSync } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import os from 'node:os'
 import type { Argon2Reply, Argon2Request } from './argon2-process.js'
@@ -39,7 +41,26 @@ function lowerPriority(steps: number): void {
   }
 }
 
+/**
+ * SCHED_IDLE (Linux): this process's threads run only when no other thread
+ * wants the CPU, and a waking request handler takes the CPU from them at once.
+ * A nice value alone only shrinks their share: the service's event loop, woken
+ * by a request, still waited for a hashing thread's time slice to end, and
+ * reads' p99 doubled during a login flood. There is no Node API for the
+ * policy; util-linux's `chrt` sets it (unprivileged: a thread may always give
+ * up priority) on every thread, and threads started later inherit it. Where
+ * `chrt` is missing, the nice value above is all there is.
+ */
+function idleScheduling(): void {
+  try {
+    execFileSync('chrt', ['--all-tasks', '--idle', '--pid', '0', String(process.pid)], { stdio: 'ignore' })
+  } catch {
+    // No chrt (not Linux, or a minimal image): lowered priority only.
+  }
+}
+
 lowerPriority(Number(process.argv[2] ?? 0))
+if (process.argv[3] === 'idle') idleScheduling()
 
 // Loaded only now, so that nothing it starts runs at the parent's priority.
 const { default: argon2 } = await import('argon2')

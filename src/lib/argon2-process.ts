@@ -83,6 +83,8 @@ interface Child {
 export function createArgon2Process(settings: {
   /** How many nice steps below this process the child runs (0: the same priority). */
   nice: number
+  /** Linux: run the child's threads under SCHED_IDLE. */
+  idle: boolean
   /** The child's libuv thread pool: as many as hashes may run at once. */
   threads: number
   log: FastifyBaseLogger
@@ -98,7 +100,7 @@ export function createArgon2Process(settings: {
   }
 
   function start(): Child {
-    const process_ = fork(CHILD_ENTRY, [String(settings.nice)], {
+    const process_ = fork(CHILD_ENTRY, [String(settings.nice), settings.idle ? 'idle' : 'normal'], {
       execArgv: childExecArgv(),
       env: childEnv(settings.threads),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc']

@@ -56,7 +56,7 @@ declare module 'fastify' {
 
 export default fp(
   async function passwordsPlugin(fastify) {
-    const { ARGON2_MEMORY_KIB, ARGON2_TIME_COST, ARGON2_PARALLELISM, ARGON2_CONCURRENCY, ARGON2_NICE, PASSWORD_MIN_LENGTH } =
+    const { ARGON2_MEMORY_KIB, ARGON2_TIME_COST, ARGON2_PARALLELISM, ARGON2_CONCURRENCY, ARGON2_NICE, ARGON2_IDLE_SCHEDULING, PASSWORD_MIN_LENGTH } =
       fastify.config
     const options: Argon2Options = {
       memoryCost: ARGON2_MEMORY_KIB,
@@ -68,7 +68,12 @@ export default fp(
     const unknownAccount = dummyHash(options)
     // Started on the first hash, not here: most app instances (a test's, a
     // command-line tool's) never hash, and a fork costs them time for nothing.
-    const hasher = createArgon2Process({ nice: ARGON2_NICE, threads: concurrency, log: fastify.log })
+    const hasher = createArgon2Process({
+      nice: ARGON2_NICE,
+      idle: ARGON2_IDLE_SCHEDULING,
+      threads: concurrency,
+      log: fastify.log
+    })
     fastify.addHook('onClose', () => hasher.close())
 
     const manager: PasswordManager = {
