@@ -8,24 +8,14 @@
 // Prints one JSON line.
 //
 //   node --import tsx bench/argon2-bound.ts SECONDS [IN_FLIGHT]
-import { execFileSync } from 'node:child_process'
-import os from 'node:os'
 import { loadConfig } from '../src/config.js'
+import { idleScheduling, lowerPriority } from '../src/lib/cpu-priority.js'
 
 const seconds = Number(process.argv[2] ?? 10)
 const config = loadConfig({ ...process.env, DATABASE_URL: process.env.DATABASE_URL ?? 'postgres://unused' })
-// Before any hashing thread exists: threads inherit their creator's nice value.
-const nice = Math.min(19, os.getPriority(0) + config.ARGON2_NICE)
-os.setPriority(0, nice)
-let idle = false
-if (config.ARGON2_IDLE_SCHEDULING) {
-  try {
-    execFileSync('chrt', ['--all-tasks', '--idle', '--pid', '0', String(process.pid)], { stdio: 'ignore' })
-    idle = true
-  } catch {
-    // no chrt: nice only, as in the service
-  }
-}
+// Before any hashing thread exists, as in the service's hashing process.
+const nice = lowerPriority(config.ARGON2_NICE)
+const idle = config.ARGON2_IDLE_SCHEDULING && idleScheduling()
 const { default: argon2 } = await import('argon2')
 const options = {
   type: argon2.argon2id as 2,

@@ -9,56 +9,10 @@
 //
 // It answers `{ id, op: 'hash' | 'verify', ... }` messages on the IPC channel
 // and never logs: passwords pass only through that pipe.
-import { execFileSync } from 'node:child_process'
-import { readdirSync } from 'node:fs'
-import os from 'node:os'
 import type { Argon2Reply, Argon2Request } from './argon2-process.js'
+import { idleScheduling, lowerPriority } from './cpu-priority.js'
 
-/**
- * Lowers this process's priority before any hashing thread exists. On Linux
- * the nice value belongs to each thread and new threads inherit their
- * creator's: renicing the main thread covers libuv's pool and argon2's lane
- * threads, which are started later; the threads that already run (V8's
- * platform workers, the module loader's, perhaps libuv's pool) are reniced
- * one by one through /proc.
- */
-function lowerPriority(steps: number): void {
-  if (!(steps > 0)) return
-  const nice = Math.min(19, os.getPriority(0) + steps)
-  os.setPriority(0, nice)
-  let threads: string[] = []
-  try {
-    threads = readdirSync('/proc/self/task')
-  } catch {
-    // Not Linux: there the nice value is per process, and set above.
-  }
-  for (const thread of threads) {
-    try {
-      os.setPriority(Number(thread), nice)
-    } catch {
-      // The thread has ended meanwhile.
-    }
-  }
-}
-
-/**
- * SCHED_IDLE (Linux): this process's threads run only when no other thread
- * wants the CPU, and a waking request handler takes the CPU from them at once.
- * A nice value alone only shrinks their share: the service's event loop, woken
- * by a request, still waited for a hashing thread's time slice to end, and
- * reads' p99 doubled during a login flood. There is no Node API for the
- * policy; util-linux's `chrt` sets it (unprivileged: a thread may always give
- * up priority) on every thread, and threads started later inherit it. Where
- * `chrt` is missing, the nice value above is all there is.
- */
-function idleScheduling(): void {
-  try {
-    execFileSync('chrt', ['--all-tasks', '--idle', '--pid', '0', String(process.pid)], { stdio: 'ignore' })
-  } catch {
-    // No chrt (not Linux, or a minimal image): lowered priority only.
-  }
-}
-
+// Before any hashing thread exists (see cpu-priority.ts).
 lowerPriority(Number(process.argv[2] ?? 0))
 if (process.argv[3] === 'idle') idleScheduling()
 

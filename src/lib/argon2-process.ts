@@ -5,8 +5,9 @@
 // Why a process: argon2id with the default parameters runs four threads flat
 // out per hash; in the service's own thread pool they ran at the event loop's
 // priority and, on a small machine, a flood of logins made every other
-// request wait. The child lowers its own priority (nice) first, so the kernel
-// gives the event loop the CPU first and the hashes what is left. The 64 MiB
+// request wait. The child lowers its own priority first (a nice value, and
+// SCHED_IDLE where it can; see cpu-priority.ts), so the kernel gives the event
+// loop the CPU first and the hashes what is left. The 64 MiB
 // buffers are allocated and freed there too, away from the service's memory.
 //
 // If the child dies (killed, out of memory), the calls it had answer 503 and
