@@ -48,6 +48,10 @@ export interface PostView {
 }
 
 export function createPostsRepository(prisma: PrismaClient) {
+  async function find(id: string): Promise<PostRow | undefined> {
+    return (await prisma.post.findUnique({ where: { id }, select: postSelect })) ?? undefined
+  }
+
   return {
     async list(query: { limit: number; cursor?: string; authorId?: string }) {
       const page = pageQuery(query, 'desc')
@@ -59,14 +63,12 @@ export function createPostsRepository(prisma: PrismaClient) {
       return toPage(rows, query.limit, toPostDto)
     },
 
-    async find(id: string): Promise<PostRow | undefined> {
-      return (await prisma.post.findUnique({ where: { id }, select: postSelect })) ?? undefined
-    },
+    find,
 
     /** The post as readers get it. */
     async view(id: string): Promise<PostView | undefined> {
-      const post = await prisma.post.findUnique({ where: { id }, select: postSelect })
-      return post ? { dto: toPostDto(post), etag: postEtag(post), authorId: post.authorId } : undefined
+      const post = await find(id)
+      return post && { dto: toPostDto(post), etag: postEtag(post), authorId: post.authorId }
     },
 
     async create(authorId: string, input: { title: string; content: string }) {
@@ -80,7 +82,7 @@ export function createPostsRepository(prisma: PrismaClient) {
         data: { ...changes, version: { increment: 1 }, updatedAt: new Date() }
       })
       if (updated.count === 0) return undefined
-      return (await prisma.post.findUnique({ where: { id }, select: postSelect })) ?? undefined
+      return find(id)
     },
 
     async delete(id: string, version: number) {
