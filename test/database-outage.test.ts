@@ -5,7 +5,7 @@
 //
 // This file runs a PostgreSQL of its own (persistent, in a temp folder) so it
 // can stop and restart it on the same port without disturbing other files.
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../src/db/embedded.js'
 import { applyMigrations } from '../src/db/migrations.js'
 import { bearer, buildApp, fileDatabase, userWithToken } from './helper.js'
+import { childrenOf } from './proc.js'
 
 // Generous for a shared, busy machine; the pool gives up connecting after 3 s.
 const QUICKLY_MS = 5000
@@ -159,15 +160,8 @@ describe('a database outage', () => {
   }, 60_000)
 })
 
-/** The postmaster of a data folder and every process it started (Linux /proc). */
+/** The postmaster of a data folder and every process it started. */
 async function postgresProcesses(dataDir: string): Promise<number[]> {
   const postmaster = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0])
-  const children: number[] = []
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '')
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-    if (ppid === postmaster) children.push(Number(entry))
-  }
-  return [postmaster, ...children]
+  return [postmaster, ...childrenOf(postmaster)]
 }

@@ -7,30 +7,17 @@ import { readdirSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import { describe, expect, it } from 'vitest'
 import { buildApp, login, PASSWORD, signup, tokenRequest, useApp } from './helper.js'
-
-/** The fields of /proc/<pid>/stat after the command name (field 3 is the first). */
-function statFields(path: string): string[] | undefined {
-  try {
-    const stat = readFileSync(path, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  } catch {
-    return undefined
-  }
-}
+import { childrenOf, statFields } from './proc.js'
 
 /** Hashing processes this test process has started and that still run. */
 function hashingChildren(): number[] {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .map(Number)
-    .filter((pid) => {
-      if (Number(statFields(`/proc/${pid}/stat`)?.[1]) !== process.pid) return false
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('argon2-child')
-      } catch {
-        return false
-      }
-    })
+  return childrenOf(process.pid).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('argon2-child')
+    } catch {
+      return false
+    }
+  })
 }
 
 /** The one hashing process that appeared since `before`. */
