@@ -28,6 +28,8 @@ export interface LoadResult {
   p50: number
   p90: number
   p99: number
+  /** Mean latency, ms (autocannon's percentiles are whole milliseconds; this is not). */
+  mean: number
   max: number
   requests: number
   non2xx: number
@@ -80,6 +82,7 @@ const output: LoadResult = {
   p50: result.latency.p50,
   p90: result.latency.p90,
   p99: result.latency.p99,
+  mean: result.latency.average,
   max: result.latency.max,
   requests: result.requests.total,
   non2xx: result.non2xx,

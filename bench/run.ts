@@ -1,208 +1,104 @@
-// `npm run bench`: measures the service against a bare Fastify ceiling, an
-// Express + jsonwebtoken + Prisma peer and the argon2 bound, and writes the
-// results into BENCHMARKS.md (between its result markers).
+// `npm run bench`: measures the service against what the machine allows, and
+// writes the results into BENCHMARKS.md (between its result markers):
+//
+// - the bare Fastify ceiling (bench/ceiling.ts) for the cached read, and the
+//   Express + jsonwebtoken + Prisma peer (bench/peer/server.ts);
+// - the bound (bench/bound/server.ts): node:http and pg with prepared
+//   statements answering the database routes with the same SQL, for the cold
+//   read, /users/me, the post list and post creation, and as the yardstick of
+//   the client-credentials and refresh grants;
+// - the cost of request logging (the service at LOG_LEVEL=info, logging to a
+//   file, against the same at silent);
+// - the argon2 bound for logins, reads during a login flood, memory over a
+//   mixed run;
+// - a million rows (bench/million.ts): first pages against the same at a few
+//   dozen rows, page 2,000 against page 1, memory during deep walks;
+// - the several-instance topology (test/topology/run.ts): PgBouncer, two
+//   instances behind nginx, Redis, a soak with one instance killed.
 //
 // Every server runs as its own process on 127.0.0.1, and every load run is an
 // autocannon process of its own. The machine is shared and noisy, so the
 // numbers that matter are ratios taken in the same run: the cases compared
-// with each other are interleaved and repeated, and each ratio is the median
-// of the per-round ratios. The load average is recorded at start and end.
+// with each other run next to each other in short rounds, in a different
+// order each round, and each ratio is the median of the per-round ratios.
 //
-//   npm run bench               full run (about 6 minutes), rewrites BENCHMARKS.md
+//   npm run bench               full run (about 20 minutes), rewrites BENCHMARKS.md
 //   npm run bench -- --quick    a short sanity run; prints the tables, writes nothing
 //   npm run bench -- --out FILE write the results into FILE instead
-//   npm run bench -- --only anonymous,authenticated   some cases only (see `specs`,
-//                               and bound, flood, memory); prints, writes nothing
-//   npm run bench -- --profile  also write a CPU profile of the service (.data/bench-profiles)
+//   npm run bench -- --only cold,boundRead   some cases or phases only (see `blocks`,
+//                               and password, bound, flood, memory, million, topology); prints
+//   npm run bench -- --profile  CPU profiles of the service processes, cut per case
+//                               (.data/bench-profiles/<run>/<case>.md)
+//   npm run bench -- --rounds 3 rounds of the compared cases (default 5)
 //   npm run bench -- --only memory --soak 1800   the memory run alone, for 30 minutes
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import pg from 'pg'
 import { startEmbeddedPostgres } from '../src/db/embedded.js'
-import { applyMigrations } from '../src/db/migrations.js'
+import { applyMigrations, databaseUrlFor } from '../src/db/migrations.js'
+import {
+  fixed,
+  freePort,
+  json,
+  load,
+  loadavg,
+  log,
+  median,
+  memoryGrowth,
+  type MemorySample,
+  met,
+  percent,
+  rate,
+  root,
+  runNode,
+  sampleMemory,
+  type Server,
+  startServer,
+  stopAll,
+  waitForHttp
+} from './harness.js'
 import type { LoadResult, LoadSpec } from './load.js'
+import { deepCursor, DOZENS, fill, listCases, MILLION, PAGES_DEEP } from './million.js'
+import { render as renderProfile, summarize } from './profile.js'
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const args = process.argv.slice(2)
+const option = (name: string) => {
+  const index = args.indexOf(name)
+  return index >= 0 ? args[index + 1] : undefined
+}
 const quick = args.includes('--quick')
-/** `--profile`: the service runs with --cpu-prof; the profile lands in .data/bench-profiles. */
-const profileDir = args.includes('--profile') ? path.join(root, '.data', 'bench-profiles') : undefined
-const onlyIndex = args.indexOf('--only')
-/** `--only a,b`: run just these cases (for profiling); nothing is written. */
-const only = onlyIndex >= 0 ? new Set((args[onlyIndex + 1] ?? '').split(',')) : undefined
+const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+/** `--profile`: each service process runs with --cpu-prof; the profiles are cut per case. */
+const profileRoot = args.includes('--profile') ? path.join(root, '.data', 'bench-profiles', stamp) : undefined
+/** `--only a,b`: run just these cases and phases; nothing is written. */
+const only = option('--only') === undefined ? undefined : new Set((option('--only') ?? '').split(','))
 const wanted = (name: string) => !only || only.has(name)
-const soakIndex = args.indexOf('--soak')
-/** `--soak N`: seconds of the mixed memory run. */
-const soakSeconds = soakIndex >= 0 ? Number(args[soakIndex + 1]) : undefined
-const outIndex = args.indexOf('--out')
-const outFile =
-  outIndex >= 0 ? path.resolve(args[outIndex + 1] ?? '') : quick || only ? undefined : path.join(root, 'BENCHMARKS.md')
+const outFile = option('--out') !== undefined ? path.resolve(option('--out') ?? '') : quick || only ? undefined : path.join(root, 'BENCHMARKS.md')
 
-// The compared cases run in short, alternating rounds: the machine's load
-// drifts over seconds to minutes, so short alternation pairs like with like.
 const plan = quick
-  ? { duration: 3, warmup: 1, rounds: 1, roundDuration: 3, soak: 20 }
-  : { duration: 10, warmup: 2, rounds: 5, roundDuration: 6, soak: 90 }
-if (soakSeconds !== undefined && soakSeconds > 0) plan.soak = soakSeconds
+  ? { duration: 3, warmup: 1, rounds: 1, roundDuration: 3, soak: 20, millionRounds: 1, walkPages: 100, topologySeconds: 30 }
+  : { duration: 10, warmup: 2, rounds: 5, roundDuration: 5, soak: 90, millionRounds: 3, walkPages: PAGES_DEEP, topologySeconds: 150 }
+if (option('--rounds') !== undefined) plan.rounds = Number(option('--rounds'))
+if (option('--soak') !== undefined) plan.soak = Number(option('--soak'))
 const READ_CONNECTIONS = 50
 const LOGIN_CONNECTIONS = 8
 const REFRESH_CONNECTIONS = 10
-/** Sessions logged in before the run: the refresh grant's pool of tokens. */
-const REFRESH_SESSIONS = 3 * REFRESH_CONNECTIONS
+/** Connections of the million-row cases: few, so latency is the query's, not a queue's. */
+const LIST_CONNECTIONS = 10
+/** Sessions logged in before the run: the refresh grant's pool of tokens (each round may lose one per connection). */
+const REFRESH_SESSIONS = REFRESH_CONNECTIONS * (plan.rounds + 3)
 const PASSWORD = 'correct horse battery staple'
-const EMAIL = 'bench@example.com'
+const POOL_SIZE = '10'
 
-const log = (line: string) => process.stderr.write(`[bench] ${line}\n`)
-
-// ---------------------------------------------------------------- processes
-
-const children = new Set<ChildProcess>()
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0))
-    })
-  })
+interface Case {
+  label: string
+  /** The server process it loads (for profiles). */
+  server: string
+  spec: LoadSpec
 }
-
-/** Starts a TypeScript entry point with tsx, as its own process. */
-function startProcess(name: string, file: string, env: Record<string, string>, nodeArgs: string[] = []): ChildProcess {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', file], {
-    cwd: root,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'pipe']
-  })
-  let stderr = ''
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000)
-  })
-  child.once('exit', (code, signal) => {
-    children.delete(child)
-    if (!stopping) log(`${name} exited early (code ${code}, signal ${signal}):\n${stderr}`)
-  })
-  children.add(child)
-  return child
-}
-
-async function waitForHttp(url: string, init: RequestInit = {}, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    try {
-      const response = await fetch(url, init)
-      await response.arrayBuffer()
-      if (response.status < 500) return
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-  throw new Error(`${url} did not answer within ${timeoutMs / 1000} s`)
-}
-
-/** Runs one autocannon load in a process of its own; resolves with its result. */
-async function load(spec: LoadSpec): Promise<LoadResult> {
-  const output = await runNode('bench/load.ts', [JSON.stringify(spec)])
-  const line = output.split('\n').pop()
-  if (!line) throw new Error('load run printed no result')
-  return JSON.parse(line) as LoadResult
-}
-
-function runNode(file: string, argv: string[], env: Record<string, string> = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, file), ...argv], {
-      cwd: root,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    children.add(child)
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    child.once('exit', (code) => {
-      children.delete(child)
-      if (code === 0) resolve(stdout.trim())
-      else reject(new Error(`${file} failed (${code}): ${stderr}`))
-    })
-  })
-}
-
-/** Resident set size of a process, in MiB, from /proc (Linux). */
-function rssMiB(pid: number): number | undefined {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-    const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1]
-    return kb ? Number(kb) / 1024 : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/** The processes a process started (its children), from /proc (Linux). */
-function childrenOf(pid: number): number[] {
-  const children: number[] = []
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      // "pid (comm) state ppid ...": comm may hold spaces, so read after its ")".
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      if (ppid === pid) children.push(Number(entry))
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return children
-}
-
-let stopping = false
-async function stopAll() {
-  stopping = true
-  await Promise.all(
-    [...children].map(
-      (child) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve()
-          const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
-          child.once('exit', () => {
-            clearTimeout(timer)
-            resolve()
-          })
-          child.kill('SIGTERM')
-        })
-    )
-  )
-}
-
-// ---------------------------------------------------------------- helpers
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 ? (sorted[middle] ?? NaN) : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2
-}
-const fixed = (value: number, digits = 0) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a')
-/** Requests per second: whole numbers, but a decimal for slow cases such as logins. */
-const rate = (value: number) => fixed(value, value < 100 ? 1 : 0)
-const percent = (value: number) => `${fixed(value * 100)} %`
-const loadavg = () => os.loadavg().map((value) => value.toFixed(2)).join(' / ')
-
-async function json<T>(response: Promise<Response>): Promise<T> {
-  const answer = await response
-  const body = (await answer.json()) as T
-  if (!answer.ok) throw new Error(`${answer.url}: ${answer.status} ${JSON.stringify(body)}`)
-  return body
-}
-
-// ---------------------------------------------------------------- the run
 
 interface Measured {
   name: string
@@ -210,167 +106,185 @@ interface Measured {
   runs: LoadResult[]
 }
 
+/** A window of a server's run, to cut its profile by. */
+interface Window {
+  server: string
+  name: string
+  from: number
+  to: number
+}
+
 async function main() {
   const startedAt = new Date()
   const loadStart = loadavg()
   const clock = performance.now()
+  const seconds = () => fixed((performance.now() - clock) / 1000, 1)
   log(`${quick ? 'quick' : 'full'} run; load average ${loadStart}`)
 
   const database = await startEmbeddedPostgres({ dataDir: '', persistent: false })
-  await applyMigrations(database.url)
-  const [appPort, uncachedPort, ceilingPort, peerPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
-  const secret = randomBytes(48).toString('base64url')
-  const jwtEnv = { JWT_ALGORITHM: 'HS256', JWT_SECRET: secret, JWT_ISSUER: 'http://localhost:3000', JWT_AUDIENCE: 'blog-api' }
-
-  const serviceEnv = {
-    ...jwtEnv,
-    DATABASE_URL: database.url,
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'silent',
-    MIGRATE_ON_START: 'false',
-    // The login cases measure hashing, not the per-address rate limit, nor
-    // the per-account lockout (which counts logins in flight for one account).
-    AUTH_RATE_LIMIT_MAX: '1000000000',
-    LOGIN_LOCKOUT_THRESHOLD: '100'
-  }
-  const appProcess = startProcess('the service', 'src/server.ts', { ...serviceEnv, PORT: String(appPort) },
-    profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])
-  // A second instance on the same database with the post cache off: every
-  // read is a database round trip, as in the peer.
-  startProcess('the service without its post cache', 'src/server.ts', { ...serviceEnv, PORT: String(uncachedPort), POST_CACHE_MB: '0' })
-  startProcess('the ceiling', 'bench/ceiling.ts', { PORT: String(ceilingPort) })
-  startProcess('the peer', 'bench/peer/server.ts', { ...jwtEnv, DATABASE_URL: database.url, PORT: String(peerPort) })
+  const logDir = path.join(os.tmpdir(), `bench-logs-${process.pid}`)
+  mkdirSync(logDir, { recursive: true })
+  const servers = new Map<string, Server>()
+  const windows: Window[] = []
+  const measured = new Map<string, Measured>()
+  const facts: Facts = { million: undefined, topology: undefined, samples: [] }
 
   try {
-    const app = `http://127.0.0.1:${appPort}`
-    const uncached = `http://127.0.0.1:${uncachedPort}`
-    const ceiling = `http://127.0.0.1:${ceilingPort}`
-    const peer = `http://127.0.0.1:${peerPort}`
+    await applyMigrations(database.url)
+    const secret = randomBytes(48).toString('base64url')
+    const jwtEnv = { JWT_ALGORITHM: 'HS256', JWT_SECRET: secret, JWT_ISSUER: 'http://localhost:3000', JWT_AUDIENCE: 'blog-api' }
+    const serviceEnv = {
+      ...jwtEnv,
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'silent',
+      MIGRATE_ON_START: 'false',
+      DATABASE_POOL_SIZE: POOL_SIZE,
+      // The login cases measure hashing, not the per-address rate limit, nor
+      // the per-account lockout (which counts logins in flight for one account).
+      AUTH_RATE_LIMIT_MAX: '1000000000',
+      LOGIN_LOCKOUT_THRESHOLD: '100'
+    }
+    const profiled = (name: string) => (profileRoot ? { profileDir: path.join(profileRoot, name) } : {})
+    const start = async (name: string, file: string, env: Record<string, string>, options = {}) => {
+      const port = await freePort()
+      servers.set(name, startServer(name, file, { ...env, PORT: String(port) }, options))
+      return `http://127.0.0.1:${port}`
+    }
+
+    const app = await start('service', 'src/server.ts', { ...serviceEnv, DATABASE_URL: database.url }, profiled('service'))
+    // The same service with its post cache off: every read is a database round trip.
+    const uncached = await start('uncached', 'src/server.ts', { ...serviceEnv, DATABASE_URL: database.url, POST_CACHE_MB: '0' }, profiled('uncached'))
+    // The same service as `npm start` runs it: logging at info, here into a file.
+    const logged = await start('logged', 'src/server.ts', { ...serviceEnv, DATABASE_URL: database.url, LOG_LEVEL: 'info' }, {
+      ...profiled('logged'),
+      stdoutFile: path.join(logDir, 'service.log')
+    })
+    const ceiling = await start('ceiling', 'bench/ceiling.ts', {})
+    const peer = await start('peer', 'bench/peer/server.ts', { ...jwtEnv, DATABASE_URL: database.url })
+    const bound = await start('bound', 'bench/bound/server.ts', { ...jwtEnv, DATABASE_URL: database.url, DATABASE_POOL_SIZE: POOL_SIZE })
     await Promise.all([
       waitForHttp(`${app}/health`),
       waitForHttp(`${uncached}/health`),
+      waitForHttp(`${logged}/health`),
       waitForHttp(`${ceiling}/`),
-      waitForHttp(`${peer}/posts/none`)
+      waitForHttp(`${peer}/posts/none`),
+      waitForHttp(`${bound}/posts/none`)
     ])
-    log(`servers up after ${fixed((performance.now() - clock) / 1000, 1)} s`)
+    log(`servers up after ${seconds()} s`)
 
-    // One account, a session per read connection, and enough posts for a page.
+    const seed = await seedService(app, database.url)
+    const { bearer, postId } = seed
     const form = { 'content-type': 'application/x-www-form-urlencoded' }
-    const loginBody = new URLSearchParams({ grant_type: 'password', username: EMAIL, password: PASSWORD }).toString()
-    await json(
-      fetch(`${app}/auth/signup`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ email: EMAIL, full_name: 'Bench Mark', password: PASSWORD })
-      })
-    )
-    const sessions: { access_token: string; refresh_token: string }[] = []
-    for (let batch = 0; batch < REFRESH_SESSIONS; batch += 4) {
-      const logins = Array.from({ length: Math.min(4, REFRESH_SESSIONS - batch) }, () =>
-        json<{ access_token: string; refresh_token: string }>(fetch(`${app}/auth/token`, { method: 'POST', headers: form, body: loginBody }))
-      )
-      sessions.push(...(await Promise.all(logins)))
-    }
-    // Every connection sends the same token: a per-connection token would make
-    // autocannon rebuild each request, and the load generator, which shares
-    // the two cores, would then cost more for the authenticated cases than for
-    // the anonymous ones. The service's cost per request is the same either
-    // way (each token is verified once, then served from the verifier's cache).
-    const bearer = { authorization: `Bearer ${sessions[0]?.access_token ?? ''}` }
     const auth = { ...bearer, 'content-type': 'application/json' }
-    let postId = ''
-    for (let i = 0; i < 40; i++) {
-      const post = await json<{ id: string }>(
-        fetch(`${app}/posts`, {
-          method: 'POST',
-          headers: auth,
-          body: JSON.stringify({ title: `Post ${i}`, content: 'A short post of the kind a blog serves. '.repeat(10) })
-        })
-      )
-      postId ||= post.id
-    }
-    // The peer answers the same JSON for the same post.
-    const [ours, theirs] = await Promise.all([
-      json<unknown>(fetch(`${app}/posts/${postId}`, { headers: auth })),
-      json<unknown>(fetch(`${peer}/posts/${postId}`, { headers: auth }))
-    ])
-    if (JSON.stringify(ours) !== JSON.stringify(theirs)) {
-      throw new Error(`the peer answers differently:\n${JSON.stringify(ours)}\n${JSON.stringify(theirs)}`)
-    }
-    log(`seeded after ${fixed((performance.now() - clock) / 1000, 1)} s`)
+    // What is compared answers the same JSON everywhere.
+    await sameAnswers(`/posts/${postId}`, [app, uncached, peer, bound], auth)
+    await sameAnswers('/users/me', [app, bound], auth)
+    await sameAnswers('/posts?limit=20', [app, bound], auth)
+    log(`seeded after ${seconds()} s`)
 
     const base = { connections: READ_CONNECTIONS, duration: plan.duration, warmup: plan.warmup }
-    const specs: Record<string, { label: string; spec: LoadSpec }> = {
-      ceiling: { label: 'Ceiling: bare Fastify, small JSON', spec: { ...base, url: `${ceiling}/` } },
-      anonymous: { label: '`GET /posts/{id}` without a token', spec: { ...base, url: `${app}/posts/${postId}` } },
-      authenticated: { label: '`GET /posts/{id}` with a bearer token', spec: { ...base, url: `${app}/posts/${postId}`, headers: bearer } },
+    const createBody = JSON.stringify({ title: 'Benchmark', content: 'Written under load.' })
+    const cases: Record<string, Case> = {
+      ceiling: { label: 'Ceiling: bare Fastify, small JSON', server: 'ceiling', spec: { ...base, url: `${ceiling}/` } },
+      anonymous: { label: '`GET /posts/{id}` without a token', server: 'service', spec: { ...base, url: `${app}/posts/${postId}` } },
+      authenticated: { label: '`GET /posts/{id}` with a bearer token', server: 'service', spec: { ...base, url: `${app}/posts/${postId}`, headers: bearer } },
+      logged: {
+        label: '`GET /posts/{id}` without a token, `LOG_LEVEL=info` (the default), logging to a file',
+        server: 'logged',
+        spec: { ...base, url: `${logged}/posts/${postId}` }
+      },
+      peer: {
+        label: 'Peer: Express 5 + jsonwebtoken + Prisma, `GET /posts/{id}` with a bearer token',
+        server: 'peer',
+        spec: { ...base, url: `${peer}/posts/${postId}`, headers: bearer }
+      },
       uncached: {
-        label: '`GET /posts/{id}` with a bearer token, post cache off (`POST_CACHE_MB=0`)',
+        label: 'Cold `GET /posts/{id}` with a bearer token (post cache off, `POST_CACHE_MB=0`)',
+        server: 'uncached',
         spec: { ...base, url: `${uncached}/posts/${postId}`, headers: bearer }
       },
-      peer: { label: 'Peer: Express 5 + jsonwebtoken + Prisma, `GET /posts/{id}` with a bearer token', spec: { ...base, url: `${peer}/posts/${postId}`, headers: bearer } },
-      me: { label: '`GET /users/me`', spec: { ...base, url: `${app}/users/me`, headers: bearer } },
-      list: { label: '`GET /posts?limit=20`', spec: { ...base, url: `${app}/posts?limit=20` } },
-      create: {
-        label: '`POST /posts`',
-        spec: {
-          ...base,
-          url: `${app}/posts`,
-          method: 'POST',
-          headers: auth,
-          body: JSON.stringify({ title: 'Benchmark', content: 'Written under load.' })
-        }
-      },
-      password: {
-        label: `\`POST /auth/token\`, password grant (${LOGIN_CONNECTIONS} connections)`,
-        // No separate warm-up run (the seeding logins warmed the hashing
-        // process): the requests a warm-up leaves in flight when it stops
-        // would still be hashed, taking the first second of the measured run.
-        spec: { ...base, connections: LOGIN_CONNECTIONS, url: `${app}/auth/token`, method: 'POST', headers: form, body: loginBody }
+      boundRead: { label: 'Bound: `GET /posts/{id}`', server: 'bound', spec: { ...base, url: `${bound}/posts/${postId}`, headers: bearer } },
+      clientCredentials: {
+        label: '`POST /auth/token`, client_credentials grant',
+        server: 'service',
+        spec: { ...base, url: `${app}/auth/token`, method: 'POST', headers: { ...form, authorization: seed.clientBasic }, body: 'grant_type=client_credentials' }
       },
       refresh: {
         label: `\`POST /auth/token\`, refresh grant (${REFRESH_CONNECTIONS} connections)`,
+        server: 'service',
         spec: {
           ...base,
           url: `${app}/auth/token`,
           method: 'POST',
           headers: form,
+          // No warm-up: the tokens in flight when a run stops are lost.
           warmup: 0,
           connections: REFRESH_CONNECTIONS,
-          refreshTokens: sessions.map((session) => session.refresh_token)
+          refreshTokens: seed.refreshTokens
+        }
+      },
+      me: { label: '`GET /users/me`', server: 'service', spec: { ...base, url: `${app}/users/me`, headers: bearer } },
+      boundMe: { label: 'Bound: `GET /users/me`', server: 'bound', spec: { ...base, url: `${bound}/users/me`, headers: bearer } },
+      list: { label: '`GET /posts?limit=20`', server: 'service', spec: { ...base, url: `${app}/posts?limit=20` } },
+      boundList: { label: 'Bound: `GET /posts?limit=20`', server: 'bound', spec: { ...base, url: `${bound}/posts?limit=20` } },
+      create: { label: '`POST /posts`', server: 'service', spec: { ...base, url: `${app}/posts`, method: 'POST', headers: auth, body: createBody } },
+      boundCreate: { label: 'Bound: `POST /posts`', server: 'bound', spec: { ...base, url: `${bound}/posts`, method: 'POST', headers: auth, body: createBody } },
+      password: {
+        label: `\`POST /auth/token\`, password grant (${LOGIN_CONNECTIONS} connections)`,
+        server: 'service',
+        // No separate warm-up run (the seeding logins warmed the hashing
+        // process): the requests a warm-up leaves in flight when it stops
+        // would still be hashed, taking the first second of the measured run.
+        spec: { ...base, connections: LOGIN_CONNECTIONS, url: `${app}/auth/token`, method: 'POST', headers: form, body: seed.loginBody }
+      }
+    }
+
+    const record = (name: string, result: LoadResult, label = cases[name]?.label ?? name) => {
+      const entry = measured.get(name) ?? { name, label, runs: [] }
+      entry.runs.push(result)
+      measured.set(name, entry)
+      log(`${name}: ${fixed(result.rps)} req/s, mean ${fixed(result.mean, 2)} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}, statuses ${JSON.stringify(result.statuses)}`)
+    }
+    /** Loads a case, keeping the window for its profile. */
+    const run = async (name: string, spec: LoadSpec, server: string) => {
+      const at = servers.get(server)?.startedAt ?? 0
+      const from = (performance.now() - at) / 1000 + spec.warmup
+      const result = await load(spec)
+      windows.push({ server, name, from, to: (performance.now() - at) / 1000 })
+      return result
+    }
+    const measure = async (name: string, overrides: Partial<LoadSpec> = {}) => {
+      const entry = cases[name]
+      if (!entry) throw new Error(`no case ${name}`)
+      record(name, await run(name, { ...entry.spec, ...overrides }, entry.server))
+    }
+
+    // The compared cases, in blocks of cases compared with each other: each
+    // round runs every block, the blocks in a different order and each
+    // block's cases forwards or backwards, so neither side of a ratio always
+    // runs first.
+    const blocks = [
+      ['ceiling', 'anonymous', 'authenticated', 'logged', 'peer'],
+      ['uncached', 'boundRead', 'clientCredentials', 'refresh'],
+      ['me', 'boundMe'],
+      ['list', 'boundList'],
+      ['create', 'boundCreate']
+    ]
+      .map((block) => block.filter(wanted))
+      .filter((block) => block.length > 0)
+    for (let round = 0; round < plan.rounds; round++) {
+      log(`round ${round + 1} of ${plan.rounds}; load average ${loadavg()}`)
+      for (let b = 0; b < blocks.length; b++) {
+        const block = blocks[(b + round) % blocks.length] ?? []
+        for (const name of round % 2 ? [...block].reverse() : block) {
+          await measure(name, name === 'refresh' ? { duration: plan.roundDuration } : { duration: plan.roundDuration, warmup: 1 })
         }
       }
     }
 
-    const measured = new Map<string, Measured>()
-    const record = (name: string, result: LoadResult) => {
-      const entry = measured.get(name) ?? { name, label: specs[name]?.label ?? name, runs: [] }
-      entry.runs.push(result)
-      measured.set(name, entry)
-      log(`${name}: ${fixed(result.rps)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}, statuses ${JSON.stringify(result.statuses)}`)
-    }
-    const measure = async (name: string) => {
-      const entry = specs[name]
-      if (!entry) throw new Error(`no case ${name}`)
-      record(name, await load(entry.spec))
-    }
-
-    // The compared cases, interleaved: each round in a different order.
-    const compared = ['ceiling', 'anonymous', 'authenticated', 'uncached', 'peer'].filter(wanted)
-    for (let round = 0; round < plan.rounds; round++) {
-      const order = compared.map((_, i) => compared[(i + round) % compared.length] ?? '')
-      for (const name of order) {
-        const entry = specs[name]
-        if (entry) record(name, await load({ ...entry.spec, duration: plan.roundDuration, warmup: 1 }))
-      }
-    }
-    for (const name of ['me', 'list', 'create'].filter(wanted)) await measure(name)
-
     // Logins against the hashing bound, alternating too: the bound with as
     // many verifications in flight as the thread pool runs, and with only as
-    // many as the service lets run at once (ARGON2_CONCURRENCY's default),
-    // to tell what that limit costs here. Each in a process of its own, with
-    // the servers idle.
+    // many as the service lets run at once (ARGON2_CONCURRENCY's default).
     const bounds: Bound[] = []
     const turnBounds: Bound[] = []
     const boundRun = async (inFlight?: number) => {
@@ -382,54 +296,48 @@ async function main() {
     for (let round = 0; round < Math.min(plan.rounds, 3); round++) {
       if (wanted('password')) await measure('password')
       if (wanted('bound')) {
-        const pool = await boundRun()
-        bounds.push(pool)
+        bounds.push(await boundRun())
         turnBounds.push(await boundRun(os.availableParallelism()))
       }
     }
-    const summarize = (runs: Bound[]): Bound => ({
-      ...(runs[0] ?? { threadpool: NaN, inFlight: NaN, memoryKiB: NaN, timeCost: NaN, parallelism: NaN, nice: NaN, idle: false }),
-      perSecond: median(runs.map((run) => run.perSecond))
-    })
-    const bound = summarize(bounds)
-    const turnBound = summarize(turnBounds)
 
     // Logins flooding in while authenticated reads go on.
     if (wanted('flood')) {
       const [floodReads, floodLogins] = await Promise.all([
-        load(specs.authenticated!.spec),
-        load(specs.password!.spec)
+        run('floodReads', cases.authenticated!.spec, 'service'),
+        run('floodLogins', cases.password!.spec, 'service')
       ])
       record('floodReads', floodReads)
       record('floodLogins', floodLogins)
     }
 
-    if (wanted('refresh')) await measure('refresh')
-
     // Memory over a longer mixed run: reads, writes and logins at once.
-    const pid = appProcess.pid ?? 0
-    const samples: MemorySample[] = []
-    const soakStart = performance.now()
-    const sampler = setInterval(() => {
-      const rss = rssMiB(pid)
-      // The service's own processes (a password-hashing child, if any) count too.
-      const children = childrenOf(pid).reduce((sum, child) => sum + (rssMiB(child) ?? 0), 0)
-      if (rss !== undefined) samples.push({ at: (performance.now() - soakStart) / 1000, rss, children })
-    }, 1000)
-    const soakBase = { duration: plan.soak, warmup: 0 }
     if (wanted('memory')) {
+      const sampler = sampleMemory(servers.get('service')?.child.pid ?? 0)
+      const soak = { duration: plan.soak, warmup: 0 }
       await Promise.all([
-        load({ ...specs.authenticated!.spec, ...soakBase, connections: 20 }),
-        load({ ...specs.create!.spec, ...soakBase, connections: 5 }),
-        load({ ...specs.password!.spec, ...soakBase, connections: 4 })
+        load({ ...cases.authenticated!.spec, ...soak, connections: 20 }),
+        load({ ...cases.create!.spec, ...soak, connections: 5 }),
+        load({ ...cases.password!.spec, ...soak, connections: 4 })
       ])
+      sampler.stop()
+      facts.samples = sampler.samples
+      log(`memory: ${sampler.samples.length} samples`)
     }
-    clearInterval(sampler)
-    log(`memory: ${samples.length} samples`)
 
-    const loadEnd = loadavg()
-    const elapsed = (performance.now() - clock) / 1000
-    const report = renderReport({ measured, bound, turnBound, bounds, turnBounds, samples, startedAt, loadStart, loadEnd, elapsed })
+    if (wanted('million')) facts.million = await millionRows({ database, serviceEnv, start, profiled, servers, run, record, seconds })
+    if (wanted('topology')) facts.topology = await topologyRun()
+
+    const report = renderReport({
+      measured,
+      bounds,
+      turnBounds,
+      facts,
+      startedAt,
+      loadStart,
+      loadEnd: loadavg(),
+      elapsed: (performance.now() - clock) / 1000
+    })
     process.stdout.write(report + '\n')
     if (outFile) {
       writeResults(outFile, report)
@@ -438,34 +346,260 @@ async function main() {
   } finally {
     await stopAll()
     await database.stop()
+    rmSync(logDir, { recursive: true, force: true })
+    if (profileRoot) cutProfiles(servers, windows)
   }
+}
+
+// ---------------------------------------------------------------- seeding
+
+interface Seed {
+  bearer: { authorization: string }
+  postId: string
+  loginBody: string
+  refreshTokens: string[]
+  clientBasic: string
+}
+
+/** Signs up an account and an admin, logs in sessions, registers a service client, writes posts. */
+async function seedService(app: string, databaseUrl: string): Promise<Seed> {
+  const form = { 'content-type': 'application/x-www-form-urlencoded' }
+  const signup = (email: string) =>
+    json(
+      fetch(`${app}/auth/signup`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email, full_name: 'Bench Mark', password: PASSWORD })
+      })
+    )
+  const loginBody = (email: string) => new URLSearchParams({ grant_type: 'password', username: email, password: PASSWORD }).toString()
+  const login = (email: string) =>
+    json<{ access_token: string; refresh_token: string }>(fetch(`${app}/auth/token`, { method: 'POST', headers: form, body: loginBody(email) }))
+
+  await signup('bench@example.com')
+  await signup('admin@example.com')
+  await promote(databaseUrl, 'admin@example.com')
+  const admin = await login('admin@example.com')
+  const client = await json<{ client_id: string; client_secret: string }>(
+    fetch(`${app}/clients`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin.access_token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'bench', scopes: ['users:read'] })
+    })
+  )
+  const sessions: { access_token: string; refresh_token: string }[] = []
+  for (let batch = 0; batch < REFRESH_SESSIONS; batch += 4) {
+    const logins = Array.from({ length: Math.min(4, REFRESH_SESSIONS - batch) }, () => login('bench@example.com'))
+    sessions.push(...(await Promise.all(logins)))
+  }
+  // Every connection sends the same token: a per-connection token would make
+  // autocannon rebuild each request, and the load generator, which shares
+  // the two cores, would then cost more for the authenticated cases than for
+  // the anonymous ones. The service's cost per request is the same either
+  // way (each token is verified once, then served from the verifier's cache).
+  const bearer = { authorization: `Bearer ${sessions[0]?.access_token ?? ''}` }
+  let postId = ''
+  for (let i = 0; i < 40; i++) {
+    const post = await json<{ id: string }>(
+      fetch(`${app}/posts`, {
+        method: 'POST',
+        headers: { ...bearer, 'content-type': 'application/json' },
+        body: JSON.stringify({ title: `Post ${i}`, content: 'A short post of the kind a blog serves. '.repeat(10) })
+      })
+    )
+    postId ||= post.id
+  }
+  return {
+    bearer,
+    postId,
+    loginBody: loginBody('bench@example.com'),
+    // The first session's access token is the bearer of the read cases; its refresh token is left alone.
+    refreshTokens: sessions.slice(1).map((session) => session.refresh_token),
+    clientBasic: `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}`
+  }
+}
+
+async function promote(databaseUrl: string, email: string) {
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  try {
+    await client.query(`UPDATE users SET role = 'admin' WHERE email = $1`, [email])
+  } finally {
+    await client.end()
+  }
+}
+
+async function sameAnswers(pathname: string, bases: string[], headers: Record<string, string>) {
+  const answers = await Promise.all(bases.map((base) => json<unknown>(fetch(`${base}${pathname}`, { headers }))))
+  const first = JSON.stringify(answers[0])
+  answers.forEach((answer, i) => {
+    if (JSON.stringify(answer) !== first) throw new Error(`${bases[i]}${pathname} answers differently:\n${first}\n${JSON.stringify(answer)}`)
+  })
+}
+
+// ---------------------------------------------------------------- a million rows
+
+interface MillionFacts {
+  loadSeconds: number
+  counts: typeof MILLION
+  lists: { name: string; label: string; depth: number }[]
+  /** Memory of the service on the large database while clients walked every list deep. */
+  walk: MemorySample[]
+  walkPages: number
+}
+
+interface MillionContext {
+  database: Awaited<ReturnType<typeof startEmbeddedPostgres>>
+  serviceEnv: Record<string, string>
+  start: (name: string, file: string, env: Record<string, string>, options?: object) => Promise<string>
+  profiled: (name: string) => object
+  servers: Map<string, Server>
+  run: (name: string, spec: LoadSpec, server: string) => Promise<LoadResult>
+  record: (name: string, result: LoadResult, label?: string) => void
+  seconds: () => string
+}
+
+/**
+ * Two more databases on the same server: one with a few dozen rows per list,
+ * one with a million; an instance of the service on each. Each list's first
+ * page is loaded on both, and its page 2,000 on the large one, in rounds.
+ */
+async function millionRows(context: MillionContext): Promise<MillionFacts> {
+  const { database, serviceEnv, start, profiled, servers, run, record } = context
+  const admin = new pg.Client({ connectionString: database.adminUrl })
+  await admin.connect()
+  const urls = { small: databaseUrlFor(database.url, 'dozens'), big: databaseUrlFor(database.url, 'million') }
+  try {
+    for (const name of ['dozens', 'million']) await admin.query(`CREATE DATABASE "${name}"`)
+  } finally {
+    await admin.end()
+  }
+  await Promise.all([applyMigrations(urls.small), applyMigrations(urls.big)])
+  const small = await start('dozens', 'src/server.ts', { ...serviceEnv, DATABASE_URL: urls.small }, profiled('dozens'))
+  const big = await start('million', 'src/server.ts', { ...serviceEnv, DATABASE_URL: urls.big }, profiled('million'))
+  await Promise.all([waitForHttp(`${small}/health`), waitForHttp(`${big}/health`)])
+
+  // On each: the admin who reads the lists is also the author of many posts.
+  const tokens: Record<string, string> = {}
+  const heavy: Record<string, string> = {}
+  for (const [key, base] of [['small', small], ['big', big]] as const) {
+    const user = await json<{ id: string }>(
+      fetch(`${base}/auth/signup`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'admin@example.com', full_name: 'Heavy Writer', password: PASSWORD })
+      })
+    )
+    await promote(urls[key], 'admin@example.com')
+    heavy[key] = user.id
+    const body = new URLSearchParams({ grant_type: 'password', username: 'admin@example.com', password: PASSWORD }).toString()
+    tokens[key] = (await json<{ access_token: string }>(fetch(`${base}/auth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body }))).access_token
+  }
+  await fill(urls.small, heavy.small ?? '', DOZENS)
+  log(`loading ${MILLION.users} users, ${MILLION.posts} posts and ${MILLION.events} audit events…`)
+  const { seconds: loadSeconds } = await fill(urls.big, heavy.big ?? '', MILLION)
+  log(`loaded in ${fixed(loadSeconds, 1)} s (at ${context.seconds()} s)`)
+
+  const lists = listCases(heavy.big ?? '')
+  const smallLists = listCases(heavy.small ?? '')
+  const specs: Record<string, { spec: LoadSpec; server: string; label: string }> = {}
+  const duration = quick ? 2 : 4
+  for (const [i, list] of lists.entries()) {
+    const headers = (key: 'small' | 'big') => (list.admin ? { authorization: `Bearer ${tokens[key]}` } : undefined)
+    const spec = (url: string, key: 'small' | 'big') => ({ url, headers: headers(key), connections: LIST_CONNECTIONS, duration, warmup: 1 })
+    const cursor = await deepCursor(urls.big, list, heavy.big ?? '')
+    specs[`${list.name}.dozens`] = { spec: spec(`${small}${smallLists[i]?.path ?? ''}`, 'small'), server: 'dozens', label: `${list.label}, first page, ${DOZENS.posts} rows` }
+    specs[`${list.name}.first`] = { spec: spec(`${big}${list.path}`, 'big'), server: 'million', label: `${list.label}, first page, a million rows` }
+    specs[`${list.name}.deep`] = { spec: spec(`${big}${list.path}&cursor=${cursor}`, 'big'), server: 'million', label: `${list.label}, page ${PAGES_DEEP}, a million rows` }
+  }
+  for (let round = 0; round < plan.millionRounds; round++) {
+    for (const list of round % 2 ? [...lists].reverse() : lists) {
+      const order = ['dozens', 'first', 'deep']
+      for (const variant of round % 2 ? order.reverse() : order) {
+        const name = `${list.name}.${variant}`
+        const entry = specs[name]
+        if (entry) record(name, await run(name, entry.spec, entry.server), entry.label)
+      }
+    }
+  }
+
+  // Deep walks: clients follow next_cursor through every list at once while
+  // the service's memory is sampled.
+  const pid = servers.get('million')?.child.pid ?? 0
+  const sampler = sampleMemory(pid, 500)
+  await Promise.all(
+    lists.flatMap((list) =>
+      [0, 1].map(async (walker) => {
+        const headers: Record<string, string> = list.admin ? { authorization: `Bearer ${tokens.big ?? ''}` } : {}
+        // Two walkers per list, the second from page PAGES_DEEP / 2 on.
+        let cursor: string | null = walker === 0 ? '' : await deepCursor(urls.big, list, heavy.big ?? '', Math.floor(list.depth / 2))
+        for (let page = 0; page < plan.walkPages && cursor !== null; page++) {
+          const answer: { next_cursor: string | null } = await json(fetch(`${big}${list.path}${cursor ? `&cursor=${cursor}` : ''}`, { headers }))
+          cursor = answer.next_cursor
+        }
+      })
+    )
+  )
+  sampler.stop()
+  log(`deep walks done at ${context.seconds()} s; ${sampler.samples.length} memory samples`)
+  return { loadSeconds, counts: MILLION, lists: lists.map(({ name, label, depth }) => ({ name, label, depth })), walk: sampler.samples, walkPages: plan.walkPages }
+}
+
+// ---------------------------------------------------------------- the topology
+
+interface TopologyFacts {
+  ok: boolean
+  skipped?: string
+  summary: string
+}
+
+/** Runs the several-instance topology test and keeps its summary. */
+async function topologyRun(): Promise<TopologyFacts> {
+  const script = 'test/topology/run.ts'
+  if (!existsSync(path.join(root, script))) return { ok: false, skipped: 'not in this checkout', summary: '' }
+  log('topology run…')
+  try {
+    const output = await runNode(script, ['--seconds', String(plan.topologySeconds), '--json'])
+    const result = JSON.parse(output.split('\n').pop() ?? '{}') as { ok: boolean; skipped?: string; summary: string }
+    return result
+  } catch (error) {
+    return { ok: false, summary: (error as Error).message.slice(0, 4000) }
+  }
+}
+
+// ---------------------------------------------------------------- profiles
+
+/** Writes, for every measured case of a profiled server, where its CPU time went. */
+function cutProfiles(servers: Map<string, Server>, windows: Window[]) {
+  if (!profileRoot) return
+  for (const server of servers.values()) {
+    if (!server.profileDir || !existsSync(server.profileDir)) continue
+    const file = readdirSync(server.profileDir).find((name) => name.endsWith('.cpuprofile'))
+    if (!file) continue
+    const profile = JSON.parse(readFileSync(path.join(server.profileDir, file), 'utf8')) as Parameters<typeof summarize>[0]
+    const byCase = new Map<string, Window[]>()
+    for (const window of windows.filter((w) => w.server === server.name)) byCase.set(window.name, [...(byCase.get(window.name) ?? []), window])
+    for (const [name, list] of byCase) {
+      const parts = list.map((window) => summarize(profile, { from: window.from, to: window.to }))
+      const merged = mergeSummaries(parts)
+      const text = `# ${name} (${server.name})\n\n${renderProfile(merged, 30)}\n`
+      writeFileSync(path.join(profileRoot, `${name}.md`), text)
+      log(`profile of ${name}: ${merged.byGroup.slice(0, 6).map(([group, us]) => `${group} ${fixed((100 * us) / merged.total)} %`).join(', ')}`)
+    }
+  }
+  log(`profiles in ${path.relative(process.cwd(), profileRoot)}`)
+}
+
+function mergeSummaries(parts: ReturnType<typeof summarize>[]) {
+  const add = (key: 'byGroup' | 'byFunction') => {
+    const sums = new Map<string, number>()
+    for (const part of parts) for (const [name, value] of part[key]) sums.set(name, (sums.get(name) ?? 0) + value)
+    return [...sums].sort((a, b) => b[1] - a[1])
+  }
+  return { total: parts.reduce((sum, part) => sum + part.total, 0), byGroup: add('byGroup'), byFunction: add('byFunction') }
 }
 
 // ---------------------------------------------------------------- the report
-
-interface MemorySample {
-  /** Seconds since the memory run started. */
-  at: number
-  /** The service process's RSS, MiB. */
-  rss: number
-  /** The RSS of its child processes, MiB. */
-  children: number
-}
-
-/** Least-squares slope of RSS over time, in MiB per minute. */
-function slopePerMinute(samples: MemorySample[], value: (sample: MemorySample) => number): number {
-  const n = samples.length
-  if (n < 2) return NaN
-  const meanT = samples.reduce((sum, s) => sum + s.at, 0) / n
-  const meanV = samples.reduce((sum, s) => sum + value(s), 0) / n
-  let num = 0
-  let den = 0
-  for (const sample of samples) {
-    num += (sample.at - meanT) * (value(sample) - meanV)
-    den += (sample.at - meanT) ** 2
-  }
-  return (num / den) * 60
-}
 
 interface Bound {
   perSecond: number
@@ -480,77 +614,114 @@ interface Bound {
   idle: boolean
 }
 
+interface Facts {
+  million: MillionFacts | undefined
+  topology: TopologyFacts | undefined
+  /** Memory of the service over the mixed run. */
+  samples: MemorySample[]
+}
+
 interface ReportInput {
   measured: Map<string, Measured>
-  bound: Bound
-  turnBound: Bound
   bounds: Bound[]
   turnBounds: Bound[]
-  samples: MemorySample[]
+  facts: Facts
   startedAt: Date
   loadStart: string
   loadEnd: string
   elapsed: number
 }
 
-function renderReport({ measured, bound, turnBound, bounds, turnBounds, samples, startedAt, loadStart, loadEnd, elapsed }: ReportInput): string {
+function renderReport({ measured, bounds, turnBounds, facts, startedAt, loadStart, loadEnd, elapsed }: ReportInput): string {
   const runs = (name: string) => measured.get(name)?.runs ?? []
   const rps = (name: string) => median(runs(name).map((run) => run.rps))
   const p99 = (name: string) => median(runs(name).map((run) => run.p99))
-  /** The median over rounds of a per-round ratio of logins to a hashing bound. */
-  const ratioTo = (top: string, bottom: Bound[]) => median(runs(top).map((run, i) => run.rps / (bottom[i]?.perSecond ?? NaN)))
-  /** The median over rounds of a per-round ratio of two interleaved cases. */
+  const meanLatency = (name: string) => median(runs(name).map((run) => run.mean))
+  /** The median over rounds of a per-round ratio of two cases run side by side. */
   const ratio = (top: string, bottom: string) => {
-    const a = runs(top)
     const b = runs(bottom)
-    return median(a.map((run, i) => run.rps / (b[i]?.rps ?? NaN)))
+    return median(runs(top).map((run, i) => run.rps / (b[i]?.rps ?? NaN)))
   }
+  /** The same for mean latencies. */
+  const latencyRatio = (top: string, bottom: string) => {
+    const b = runs(bottom)
+    return median(runs(top).map((run, i) => run.mean / (b[i]?.mean ?? NaN)))
+  }
+  const ratioTo = (top: string, bottom: Bound[]) => median(runs(top).map((run, i) => run.rps / (bottom[i]?.perSecond ?? NaN)))
+  const summarizeBound = (list: Bound[]): Bound => ({
+    ...(list[0] ?? { threadpool: NaN, inFlight: NaN, memoryKiB: NaN, timeCost: NaN, parallelism: NaN, nice: NaN, idle: false }),
+    perSecond: median(list.map((run) => run.perSecond))
+  })
+  const bound = summarizeBound(bounds)
+  const turnBound = summarizeBound(turnBounds)
 
   const rows = [...measured.values()]
-    .filter((entry) => !entry.name.startsWith('flood'))
+    .filter((entry) => !entry.name.startsWith('flood') && !entry.name.includes('.'))
     .map((entry) => {
       const r = entry.runs
-      const ceilingShare = rps(entry.name) / rps('ceiling')
-      return `| ${entry.label} | ${rate(rps(entry.name))} | ${fixed(median(r.map((x) => x.p50)), 1)} | ${fixed(median(r.map((x) => x.p99)), 1)} | ${percent(ceilingShare)} | ${r.length} | ${r.reduce((sum, x) => sum + x.non2xx + x.errors, 0)} |`
+      return `| ${entry.label} | ${rate(rps(entry.name))} | ${fixed(median(r.map((x) => x.p50)), 1)} | ${fixed(median(r.map((x) => x.p99)), 1)} | ${r.length} | ${r.reduce((sum, x) => sum + x.non2xx + x.errors, 0)} |`
     })
 
-  const authOverAnon = ratio('authenticated', 'anonymous')
-  const anonOverCeiling = ratio('anonymous', 'ceiling')
-  const authOverCeiling = ratio('authenticated', 'ceiling')
-  const authOverPeer = ratio('authenticated', 'peer')
-  const uncachedOverPeer = ratio('uncached', 'peer')
   const authP99 = p99('authenticated')
-  const loginShare = ratioTo('password', bounds)
-  const turnShare = ratioTo('password', turnBounds)
   const floodP99 = p99('floodReads')
   const floodFactor = floodP99 / authP99
-
-  // After a warm-up (the first quarter), the mean of the first and of the
-  // last tenth of the samples, and the trend over all of them.
-  const total = (sample: MemorySample) => sample.rss + sample.children
-  const warm = samples.filter((sample) => sample.at >= plan.soak * 0.25)
-  const window = Math.max(5, Math.round(warm.length / 10))
-  const first = warm.slice(0, window)
-  const last = warm.slice(-window)
-  const mean = (values: MemorySample[], value = total) => values.reduce((sum, v) => sum + value(v), 0) / Math.max(values.length, 1)
-  const growth = mean(last) - mean(first)
-  const growthShare = growth / mean(first)
-  const own = (sample: MemorySample) => sample.rss
-  const kids = (sample: MemorySample) => sample.children
-  const peak = Math.max(...samples.map(total))
-
-  const met = (ok: boolean) => (ok ? 'met' : '**not met**')
+  const loggedShare = ratio('logged', 'anonymous')
   const targets = [
-    `| Authenticated \`GET /posts/{id}\` ÷ the same without a token | ≥ 90 % | ${percent(authOverAnon)} | ${met(authOverAnon >= 0.9)} |`,
-    `| \`GET /posts/{id}\` ÷ bare Fastify ceiling (without / with a token) | ≥ 40 % | ${percent(anonOverCeiling)} / ${percent(authOverCeiling)} | ${met(authOverCeiling >= 0.4)} |`,
-    `| Authenticated \`GET /posts/{id}\` ÷ Express peer | ≥ 1.5× | ${fixed(authOverPeer, 2)}× | ${met(authOverPeer >= 1.5)} |`,
-    `| (for reference) the same with the post cache off ÷ Express peer | | ${fixed(uncachedOverPeer, 2)}× | |`,
+    `| Cold \`GET /posts/{id}\` ÷ its bound | ≥ 0.5× | ${fixed(ratio('uncached', 'boundRead'), 2)}× | ${met(ratio('uncached', 'boundRead') >= 0.5)} |`,
+    `| \`GET /users/me\` ÷ its bound | ≥ 0.5× | ${fixed(ratio('me', 'boundMe'), 2)}× | ${met(ratio('me', 'boundMe') >= 0.5)} |`,
+    `| \`GET /posts?limit=20\` ÷ its bound | ≥ 0.4× | ${fixed(ratio('list', 'boundList'), 2)}× | ${met(ratio('list', 'boundList') >= 0.4)} |`,
+    `| \`POST /posts\` ÷ its bound | ≥ 0.4× | ${fixed(ratio('create', 'boundCreate'), 2)}× | ${met(ratio('create', 'boundCreate') >= 0.4)} |`,
+    `| client_credentials grant ÷ the bound's cold read | ≥ 0.3× | ${fixed(ratio('clientCredentials', 'boundRead'), 2)}× | ${met(ratio('clientCredentials', 'boundRead') >= 0.3)} |`,
+    `| (measured, explained below) refresh grant ÷ the bound's cold read | | ${fixed(ratio('refresh', 'boundRead'), 2)}× | |`,
+    `| Request logging at \`info\` ÷ silent, cached \`GET /posts/{id}\` | ≥ 90 % (cost < 10 %) | ${percent(loggedShare)} (cost ${percent(1 - loggedShare)}) | ${met(loggedShare >= 0.9)} |`,
+    `| Authenticated \`GET /posts/{id}\` ÷ the same without a token | ≥ 90 % | ${percent(ratio('authenticated', 'anonymous'))} | ${met(ratio('authenticated', 'anonymous') >= 0.9)} |`,
+    `| \`GET /posts/{id}\` ÷ bare Fastify ceiling (without / with a token) | ≥ 40 % | ${percent(ratio('anonymous', 'ceiling'))} / ${percent(ratio('authenticated', 'ceiling'))} | ${met(ratio('authenticated', 'ceiling') >= 0.4)} |`,
+    `| Authenticated \`GET /posts/{id}\` ÷ Express peer | ≥ 1.5× | ${fixed(ratio('authenticated', 'peer'), 2)}× | ${met(ratio('authenticated', 'peer') >= 1.5)} |`,
+    `| (for reference) cold \`GET /posts/{id}\` ÷ Express peer | | ${fixed(ratio('uncached', 'peer'), 2)}× | |`,
     `| p99 of authenticated reads, ${READ_CONNECTIONS} connections | < 20 ms | ${fixed(authP99, 1)} ms | ${met(authP99 < 20)} |`,
-    `| Password grant ÷ raw argon2 bound (${bound.inFlight} in flight) | ≥ 90 % | ${percent(loginShare)} | ${met(loginShare >= 0.9)} |`,
-    `| (for reference) password grant ÷ argon2 with the service's ${turnBound.inFlight} hash(es) at once | | ${percent(turnShare)} | |`,
-    `| Authenticated reads' p99 while logins flood in ÷ unloaded p99 | ≤ 2× | ${fixed(floodP99, 1)} ÷ ${fixed(authP99, 1)} ms = ${fixed(floodFactor, 2)}× | ${met(floodFactor <= 2)} |`,
-    `| RSS growth after warm-up over a ${plan.soak} s mixed run | flat (< 5 %) | ${fixed(growth, 1)} MiB (${percent(growthShare)}); trend ${fixed(slopePerMinute(warm, total), 2)} MiB/min | ${met(growthShare < 0.05)} |`
+    `| Password grant ÷ raw argon2 bound (${bound.inFlight} in flight) | ≥ 90 % | ${percent(ratioTo('password', bounds))} | ${met(ratioTo('password', bounds) >= 0.9)} |`,
+    `| (for reference) password grant ÷ argon2 with the service's ${turnBound.inFlight} hash(es) at once | | ${percent(ratioTo('password', turnBounds))} | |`,
+    `| Authenticated reads' p99 while logins flood in ÷ unloaded p99 | ≤ 2× | ${fixed(floodP99, 1)} ÷ ${fixed(authP99, 1)} ms = ${fixed(floodFactor, 2)}× | ${met(floodFactor <= 2)} |`
   ]
+  const memory = memoryGrowth(facts.samples, (s) => s.rss + s.children)
+  if (facts.samples.length > 0) {
+    targets.push(`| RSS growth after warm-up over a ${plan.soak} s mixed run | flat (< 5 %) | ${fixed(memory.growth, 1)} MiB (${percent(memory.share)}); trend ${fixed(memory.trend, 2)} MiB/min | ${met(memory.share < 0.05)} |`)
+  }
+
+  const million = facts.million
+  const millionLines: string[] = []
+  if (million) {
+    const walk = memoryGrowth(million.walk, (s) => s.rss)
+    targets.push(`| A million rows loaded with SQL | < 60 s | ${fixed(million.loadSeconds, 1)} s | ${met(million.loadSeconds < 60)} |`)
+    millionLines.push(
+      '### A million rows',
+      '',
+      `${million.counts.users.toLocaleString('en')} users, ${million.counts.posts.toLocaleString('en')} posts (${(million.counts.posts / million.counts.heavyEvery).toLocaleString('en')} by one author) and ${million.counts.events.toLocaleString('en')} audit events, loaded in ${fixed(million.loadSeconds, 1)} s; the small database has ${DOZENS.users} users, ${DOZENS.posts} posts and ${DOZENS.events} events. ${LIST_CONNECTIONS} connections per case, ${plan.millionRounds} round(s); ratios are medians of per-round ratios.`,
+      '',
+      '| list | first page, dozens: req/s | first page, a million: req/s | ÷ dozens (≥ 0.8×) | page 2,000: req/s, mean ms | page 2,000 ÷ page 1 latency (≤ 1.5×) | rows skipped |',
+      '|---|---:|---:|---:|---:|---:|---:|'
+    )
+    for (const list of million.lists) {
+      const firstShare = ratio(`${list.name}.first`, `${list.name}.dozens`)
+      const deepFactor = latencyRatio(`${list.name}.deep`, `${list.name}.first`)
+      millionLines.push(
+        `| ${list.label} | ${rate(rps(`${list.name}.dozens`))} | ${rate(rps(`${list.name}.first`))} | ${fixed(firstShare, 2)}× ${met(firstShare >= 0.8)} | ${rate(rps(`${list.name}.deep`))}, ${fixed(meanLatency(`${list.name}.deep`), 2)} | ${fixed(deepFactor, 2)}× ${met(deepFactor <= 1.5)} | ${list.depth.toLocaleString('en')} |`
+      )
+      targets.push(
+        `| ${list.label}: first page at a million ÷ at dozens; page 2,000 ÷ page 1 latency | ≥ 0.8×; ≤ 1.5× | ${fixed(firstShare, 2)}×; ${fixed(deepFactor, 2)}× | ${met(firstShare >= 0.8 && deepFactor <= 1.5)} |`
+      )
+    }
+    millionLines.push(
+      '',
+      `Deep walks: two clients per list followed \`next_cursor\` for ${million.walkPages} pages each (one from the first page, one from the middle), all lists at once, while the service's RSS was sampled every 0.5 s: ${fixed(walk.first, 1)} MiB after warm-up, ${fixed(walk.last, 1)} MiB at the end (${percent(walk.share)}), trend ${fixed(walk.trend, 2)} MiB/min, peak ${fixed(walk.peak, 1)} MiB.`,
+      ''
+    )
+    targets.push(`| Service RSS during the deep walks | flat (< 5 %) | ${fixed(walk.growth, 1)} MiB (${percent(walk.share)}) | ${met(walk.share < 0.05)} |`)
+  }
+  const topology = facts.topology
+  if (topology) {
+    targets.push(`| Topology: PgBouncer, two instances behind nginx, Redis; one SIGKILLed | passes | ${topology.skipped ? `skipped (${topology.skipped})` : topology.ok ? 'passed' : 'failed'} | ${topology.skipped ? '' : met(topology.ok)} |`)
+  }
 
   let commit = 'unknown'
   try {
@@ -564,21 +735,20 @@ function renderReport({ measured, bound, turnBound, bounds, turnBounds, samples,
   return [
     `Run of ${startedAt.toISOString()} (${quick ? 'quick' : 'full'}, ${fixed(elapsed)} s), commit \`${commit}\`, Node ${process.version}, ${os.cpus().length} × ${cpu}.`,
     `Load average (1 / 5 / 15 min) at start: ${loadStart}; at end: ${loadEnd}.`,
-    `Each case: ${plan.warmup} s warm-up, then ${plan.duration} s measured, autocannon in its own process; ${READ_CONNECTIONS} connections unless noted.`,
-    `The ceiling, both \`GET /posts/{id}\` cases and the peer ran interleaved in ${plan.rounds} round(s) of 1 s warm-up and ${plan.roundDuration} s measured each; the table shows medians, ratios are medians of per-round ratios. The password grant and the argon2 bounds alternate the same way (${Math.min(plan.rounds, 3)} round(s)).`,
-    `Tokens: HS256 (the one family jsonwebtoken and the service share), the same token on every connection. UV_THREADPOOL_SIZE: ${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}.`,
+    `Compared cases ran side by side in ${plan.rounds} round(s) of 1 s warm-up and ${plan.roundDuration} s measured each (${READ_CONNECTIONS} connections unless noted), each round in another order; the table shows medians, ratios are medians of per-round ratios. Other cases: ${plan.warmup} s warm-up, ${plan.duration} s measured. autocannon runs in a process of its own.`,
+    `Tokens: HS256 (the one family jsonwebtoken and the service share), the same token on every connection. Database pool: ${POOL_SIZE} connections for the service, the peer and the bound. UV_THREADPOOL_SIZE: ${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}.`,
     '',
     '### Throughput and latency',
     '',
-    '| case | requests/s | p50 ms | p99 ms | of ceiling | runs | non-2xx |',
-    '|---|---:|---:|---:|---:|---:|---:|',
+    '| case | requests/s | p50 ms | p99 ms | runs | non-2xx |',
+    '|---|---:|---:|---:|---:|---:|',
     ...rows,
     ...[bound, turnBound].map(
       (b) =>
-        `| Raw argon2id verifications (m=${b.memoryKiB} KiB, t=${b.timeCost}, p=${b.parallelism}, nice ${b.nice}${b.idle ? ', SCHED_IDLE' : ''}), ${b.inFlight} in flight | ${fixed(b.perSecond, 1)} | | | | ${bounds.length} | |`
+        `| Raw argon2id verifications (m=${b.memoryKiB} KiB, t=${b.timeCost}, p=${b.parallelism}, nice ${b.nice}${b.idle ? ', SCHED_IDLE' : ''}), ${b.inFlight} in flight | ${fixed(b.perSecond, 1)} | | | ${bounds.length} | |`
     ),
-    `| Authenticated \`GET /posts/{id}\` while logins flood in | ${fixed(rps('floodReads'))} | ${fixed(median(runs('floodReads').map((x) => x.p50)), 1)} | ${fixed(floodP99, 1)} | | 1 | |`,
-    `| Password grant during that flood | ${fixed(floodLogins?.rps ?? NaN, 1)} | ${fixed(floodLogins?.p50 ?? NaN, 1)} | ${fixed(floodLogins?.p99 ?? NaN, 1)} | | 1 | |`,
+    `| Authenticated \`GET /posts/{id}\` while logins flood in | ${fixed(rps('floodReads'))} | ${fixed(median(runs('floodReads').map((x) => x.p50)), 1)} | ${fixed(floodP99, 1)} | 1 | |`,
+    `| Password grant during that flood | ${fixed(floodLogins?.rps ?? NaN, 1)} | ${fixed(floodLogins?.p50 ?? NaN, 1)} | ${fixed(floodLogins?.p99 ?? NaN, 1)} | 1 | |`,
     '',
     '### Targets',
     '',
@@ -586,12 +756,17 @@ function renderReport({ measured, bound, turnBound, bounds, turnBounds, samples,
     '|---|---|---|---|',
     ...targets,
     '',
-    `Memory: RSS of the service and its child processes, sampled each second over ${plan.soak} s of mixed load (20 connections reading, 5 writing posts, 4 logging in): ` +
-      `${fixed(samples[0] ? total(samples[0]) : NaN, 1)} MiB at the start, ${fixed(mean(first), 1)} MiB after warm-up (the first quarter), ` +
-      `${fixed(mean(last), 1)} MiB at the end (means of the first and last ${window} samples after warm-up), peak ${fixed(peak, 1)} MiB. ` +
-      `The service process alone: ${fixed(mean(first, own), 1)} → ${fixed(mean(last, own), 1)} MiB, trend ${fixed(slopePerMinute(warm, own), 2)} MiB/min; ` +
-      `its child processes: ${fixed(mean(first, kids), 1)} → ${fixed(mean(last, kids), 1)} MiB, trend ${fixed(slopePerMinute(warm, kids), 2)} MiB/min.`
-  ].join('\n')
+    ...(facts.samples.length > 0
+      ? [
+          `Memory: RSS of the service and its child processes, sampled each second over ${plan.soak} s of mixed load (20 connections reading, 5 writing posts, 4 logging in): ` +
+            `${fixed(memory.first, 1)} MiB after warm-up (the first quarter), ${fixed(memory.last, 1)} MiB at the end (means of ${memory.window} samples), peak ${fixed(memory.peak, 1)} MiB; ` +
+            `the service process alone: ${fixed(memoryGrowth(facts.samples, (s) => s.rss).first, 1)} → ${fixed(memoryGrowth(facts.samples, (s) => s.rss).last, 1)} MiB.`,
+          ''
+        ]
+      : []),
+    ...millionLines,
+    ...(topology && !topology.skipped ? ['### Several instances', '', '```', topology.summary.trim(), '```', ''] : [])
+  ].join('\n').trimEnd()
 }
 
 const START = '<!-- bench:results:start -->'

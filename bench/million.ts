@@ -1,0 +1,141 @@
+// The benchmark's large database: 100,000 users, 1,000,000 posts (100,000 of
+// them by one author) and 1,000,000 audit events (100,000 by that author),
+// written with set-based SQL, and the same shapes at a few dozen rows for
+// comparison. Also the deep cursors: the key of the row at which page 2,000
+// of a list starts, encoded as the service encodes its cursors.
+import pg from 'pg'
+
+export interface Fill {
+  users: number
+  posts: number
+  /** Every n-th post and audit event belongs to the heavy author. */
+  heavyEvery: number
+  events: number
+}
+
+export const MILLION: Fill = { users: 100_000, posts: 1_000_000, heavyEvery: 10, events: 1_000_000 }
+export const DOZENS: Fill = { users: 30, posts: 40, heavyEvery: 10, events: 40 }
+
+/** Kinds the filler writes, in turn; the benchmark filters by the first. */
+export const FILLED_KINDS = ['login.failure', 'login.success', 'token.refresh', 'client.token', 'session.logout', 'user.signup', 'session.revoked', 'user.updated']
+
+const CONTENT = 'A post of the kind a blog serves, long enough to look like one. '.repeat(3)
+
+/**
+ * Writes the rows into a migrated database whose only user so far is
+ * `heavyUserId` (the author with many posts, who is also the admin reading
+ * the lists). Timestamps go forward from fixed dates with pairs of equal
+ * ones, so pages break between rows of the same `created_at`, as they do
+ * when several writes land in one millisecond.
+ *
+ * A bulk load as pg_restore does it: as a superuser with
+ * `session_replication_role = replica`, so the foreign key triggers do not
+ * check each row (the rows are consistent by construction), and posts and
+ * audit events on two connections at once.
+ */
+export async function fill(url: string, heavyUserId: string, size: Fill): Promise<{ seconds: number }> {
+  const started = performance.now()
+  const connect = async () => {
+    const client = new pg.Client({ connectionString: url })
+    await client.connect()
+    await client.query('SET synchronous_commit = off')
+    await client.query('SET session_replication_role = replica')
+    return client
+  }
+  const [first, second] = await Promise.all([connect(), connect()])
+  try {
+    // Time-ordered UUIDs (PostgreSQL 18) go to the right edge of the primary key's index; random ones where there are none.
+    const uuid = (await first.query(`SELECT 1 FROM pg_proc WHERE proname = 'uuidv7'`)).rowCount ? 'uuidv7()' : 'gen_random_uuid()'
+    await first.query(
+      `INSERT INTO users (id, email, full_name, password_hash, role, is_active, created_at, updated_at)
+       SELECT ${uuid}, 'reader' || i || '@example.com', 'Reader ' || i, 'not a password hash', 'user', true,
+              timestamptz '2025-01-01' + (i / 2) * interval '1 second', timestamptz '2025-01-01'
+       FROM generate_series(1, $1::int) AS i`,
+      [size.users]
+    )
+    // Everyone but the heavy author, in an array: the i-th row's author is a lookup, not a join.
+    const others = `(SELECT array_agg(id ORDER BY id) AS ids FROM users WHERE id <> $1::uuid) AS others`
+    const posts = second.query(
+      `INSERT INTO posts (id, title, content, author_id, version, created_at, updated_at)
+       SELECT ${uuid}, 'Post ' || i, $4, CASE WHEN i % $3::int = 0 THEN $1::uuid ELSE ids[1 + i % cardinality(ids)] END, 1,
+              timestamptz '2025-06-01' + (i / 2) * interval '1 second', timestamptz '2025-06-01' + (i / 2) * interval '1 second'
+       FROM generate_series(1, $2::int) AS i, ${others}`,
+      [heavyUserId, size.posts, size.heavyEvery, CONTENT]
+    )
+    // The column that keeps "about whom" apart from "by whom" exists from the
+    // audit-lists migration on; before it, that fact lived only in `details`.
+    const hasTarget = (
+      await first.query(`SELECT 1 FROM information_schema.columns WHERE table_name = 'audit_events' AND column_name = 'target_user_id'`)
+    ).rowCount
+    const events = first.query(
+      `INSERT INTO audit_events (id, kind, user_id, ip, user_agent, details, created_at${hasTarget ? ', target_user_id' : ''})
+       SELECT ${uuid}, ($4::text[])[1 + i % cardinality($4::text[])],
+              CASE WHEN i % $3::int = 0 THEN $1::uuid ELSE ids[1 + i % cardinality(ids)] END,
+              '203.0.113.' || (i % 250), 'bench/1.0',
+              CASE WHEN i % 100 = 7 THEN jsonb_build_object('target_user_id', $1::text, 'fields', jsonb_build_array('full_name')) END,
+              timestamptz '2025-06-01' + (i / 2) * interval '1 second'
+              ${hasTarget ? ', CASE WHEN i % 100 = 7 THEN $1::uuid END' : ''}
+       FROM generate_series(1, $2::int) AS i, ${others}`,
+      [heavyUserId, size.events, size.heavyEvery, FILLED_KINDS]
+    )
+    await Promise.all([posts, events])
+    await Promise.all([first.query('VACUUM ANALYZE posts'), second.query('VACUUM ANALYZE users, audit_events')])
+  } finally {
+    await Promise.all([first.end(), second.end()])
+  }
+  return { seconds: (performance.now() - started) / 1000 }
+}
+
+export interface ListCase {
+  name: string
+  label: string
+  /** The path of the first page. */
+  path: string
+  /** SQL for the keys (created_at, id) of the list's rows in its order; $1 is the heavy author. */
+  keySql: string
+  /** Rows skipped to reach the deep page. */
+  depth: number
+  /** Whether the list needs the admin's token. */
+  admin: boolean
+}
+
+export const PAGES_DEEP = 2000
+
+/** The lists measured, each with its page size (100 for posts, as the issue's worst case; 40 elsewhere). */
+export function listCases(heavyUserId: string): ListCase[] {
+  const desc = 'ORDER BY created_at DESC, id DESC'
+  const cases = [
+    { name: 'posts', label: '`GET /posts?limit=100`', limit: 100, path: '/posts', from: 'posts', where: 'true', order: desc, admin: false },
+    { name: 'authorPosts', label: '`GET /posts?author_id=…&limit=40`', limit: 40, path: `/posts?author_id=${heavyUserId}`, from: 'posts', where: 'author_id = $1', order: desc, admin: false },
+    { name: 'users', label: '`GET /users?limit=40`', limit: 40, path: '/users', from: 'users', where: 'true', order: 'ORDER BY created_at, id', admin: true },
+    { name: 'auditKind', label: `\`GET /audit-events?kind=${FILLED_KINDS[0]}&limit=40\``, limit: 40, path: `/audit-events?kind=${FILLED_KINDS[0]}`, from: 'audit_events', where: `kind = '${FILLED_KINDS[0]}'`, order: desc, admin: true },
+    { name: 'auditUser', label: '`GET /audit-events?user_id=…&limit=40`', limit: 40, path: `/audit-events?user_id=${heavyUserId}`, from: 'audit_events', where: `(user_id = $1 OR details->>'target_user_id' = $1::text)`, order: desc, admin: true }
+  ]
+  return cases.map((c) => ({
+    name: c.name,
+    label: c.label,
+    path: `${c.path}${c.path.includes('?') ? '&' : '?'}limit=${c.limit}`,
+    depth: c.limit * (PAGES_DEEP - 1),
+    keySql: `SELECT created_at, id FROM ${c.from} WHERE ${c.where} ${c.order}`,
+    admin: c.admin
+  }))
+}
+
+/** The cursor of a page that starts after the row with this key, as the service writes it. */
+export const cursorAfter = (key: { created_at: Date; id: string }) =>
+  Buffer.from(`${key.created_at.toISOString()}|${key.id}`).toString('base64url')
+
+/** The cursor of the page that starts `depth` rows into a list (by default, page PAGES_DEEP). */
+export async function deepCursor(url: string, list: ListCase, heavyUserId: string, depth = list.depth): Promise<string> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const params = list.keySql.includes('$1') ? [heavyUserId] : []
+    const { rows } = await client.query<{ created_at: Date; id: string }>(`${list.keySql} OFFSET ${depth - 1} LIMIT 1`, params)
+    const key = rows[0]
+    if (!key) throw new Error(`${list.name} has fewer than ${depth} rows`)
+    return cursorAfter(key)
+  } finally {
+    await client.end()
+  }
+}
