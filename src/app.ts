@@ -10,6 +10,7 @@ import { Ajv, type Options as AjvOptions } from 'ajv'
 import addFormats from 'ajv-formats'
 import fp from 'fastify-plugin'
 import { type Config, trustProxy } from './config.js'
+import { lazyChildLogger, RequestLogController } from './lib/request-log.js'
 import authenticate from './plugins/app/authenticate.js'
 import bootstrapAdmin from './plugins/app/bootstrap-admin.js'
 import housekeeping from './plugins/app/housekeeping.js'
@@ -69,6 +70,9 @@ export function serverOptions(config: Config): FastifyServerOptions {
         ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
         : {})
     },
+    // One line per request, and a request's logger made only when it logs (src/lib/request-log.ts).
+    logController: new RequestLogController(),
+    childLoggerFactory: lazyChildLogger,
     trustProxy: trustProxy(config),
     bodyLimit: config.BODY_LIMIT,
     // Slow clients cannot hold connections open forever.

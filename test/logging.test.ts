@@ -1,10 +1,11 @@
 // The service's logs never hold a password, token, client secret or
 // Authorization header: the log output of logins, refreshes, failures and a
 // password change, captured at the most verbose level, is searched for each.
+// And every request is one log line, with what an operator looks for.
 import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import app, { loggerOptions } from '../src/app.js'
+import app, { loggerOptions, serverOptions } from '../src/app.js'
 import {
   basicAuth,
   bearer,
@@ -27,8 +28,8 @@ beforeAll(async () => {
       done()
     }
   })
-  // The server's own logger options (tests/helper.ts builds apps silent), writing into `lines`.
-  context.app = Fastify({ logger: { ...loggerOptions(config), stream } })
+  // The server's own options (tests/helper.ts builds apps silent), its logger writing into `lines`.
+  context.app = Fastify({ ...serverOptions(config), logger: { ...loggerOptions(config), stream } })
   await context.app.register(app, { config })
   // Careless code that logs a whole request: redaction must still blank the credentials.
   context.app.post('/careless', async (request) => {
@@ -120,5 +121,65 @@ describe('logs', () => {
     }
     expect(output).not.toMatch(/bapi_rt_[A-Za-z0-9_-]{20}/)
     expect(output).not.toMatch(/bapi_cs_[A-Za-z0-9_-]{20}/)
+  })
+})
+
+describe('request lines', () => {
+  interface Line {
+    level: number
+    msg: string
+    reqId?: string
+    req?: { method: string; url: string; remoteAddress: string }
+    res?: { statusCode: number }
+    responseTime?: number
+  }
+
+  it('are one per request, with its method, URL, status and time', async () => {
+    const fastify = context.app
+    const before = lines.length
+    const answers = [
+      await fastify.inject({ method: 'GET', url: '/health' }),
+      await fastify.inject({ method: 'GET', url: '/posts/00000000-0000-4000-8000-000000000000?x=1' }),
+      await fastify.inject({ method: 'GET', url: '/no/such/route' }),
+      await tokenRequest(fastify, { grant_type: 'password' })
+    ]
+    expect(answers.map((answer) => answer.statusCode)).toEqual([200, 404, 404, 400])
+
+    const written = lines.slice(before).map((line) => JSON.parse(line) as Line)
+    const requestLines = written.filter((line) => line.req !== undefined)
+    expect(requestLines.map((line) => [line.msg, line.req?.method, line.req?.url, line.res?.statusCode])).toEqual([
+      ['request completed', 'GET', '/health', 200],
+      ['request completed', 'GET', '/posts/00000000-0000-4000-8000-000000000000?x=1', 404],
+      ['request completed', 'GET', '/no/such/route', 404],
+      ['request completed', 'POST', '/auth/token', 400]
+    ])
+    for (const line of requestLines) {
+      expect(line.level).toBe(30)
+      expect(line.reqId).toMatch(/^req-/)
+      expect(line.responseTime).toBeGreaterThan(0)
+      expect(line.req?.remoteAddress).toBe('127.0.0.1')
+    }
+    expect(new Set(requestLines.map((line) => line.reqId)).size).toBe(4)
+    expect(written.filter((line) => line.msg === 'incoming request')).toEqual([])
+  })
+
+  it('are written at info: a service at warn writes none', async () => {
+    const config = await testConfig({ LOG_LEVEL: 'warn' })
+    const quiet: string[] = []
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        quiet.push(chunk.toString('utf8'))
+        done()
+      }
+    })
+    const fastify = Fastify({ ...serverOptions(config), logger: { ...loggerOptions(config), stream } })
+    try {
+      await fastify.register(app, { config })
+      await fastify.ready()
+      expect((await fastify.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200)
+      expect(quiet).toEqual([])
+    } finally {
+      await fastify.close()
+    }
   })
 })
