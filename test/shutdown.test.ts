@@ -5,13 +5,14 @@
 // These tests spawn `src/server.ts` as a child process, since what they check
 // (signals, the listening socket, the exit code) exists only in a real process.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { fileDatabase, PASSWORD, TEST_PRIVATE_KEY, uniqueEmail } from './helper.js'
+import { childrenOf, statFields } from './proc.js'
 
 interface Server {
   child: ChildProcess
@@ -71,6 +72,13 @@ function startServer(env: Record<string, string>): Promise<Server> {
   )
 }
 
+/** CPU time (user + system, in clock ticks) a process has used so far. */
+function cpuTicks(pid: number): number {
+  const fields = statFields(`/proc/${pid}/stat`) ?? []
+  // utime and stime are fields 14 and 15 of the stat line; statFields starts at field 3.
+  return Number(fields[11]) + Number(fields[12])
+}
+
 /** Whether something accepts TCP connections on the port. */
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -102,6 +110,10 @@ describe('SIGTERM', () => {
         body: JSON.stringify({ email, full_name: 'Shutdown', password: PASSWORD })
       })
       expect(signup.status).toBe(201)
+      // The signup's hash started the hashing process; it idles until the login's hash.
+      const hasher = childrenOf(server.child.pid ?? 0).find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('argon2-child'))
+      if (hasher === undefined) throw new Error('no hashing process')
+      const idle = cpuTicks(hasher)
 
       let loginDone = false
       const login = fetch(`${server.base}/auth/token`, {
@@ -111,8 +123,8 @@ describe('SIGTERM', () => {
         loginDone = true
         return { status: response.status, body: (await response.json()) as Record<string, unknown> }
       })
-      // The server logs each request as it arrives: from then on it is in flight.
-      await server.waitForLine(/"url":"\/auth\/token"/)
+      // The hashing process working again means the login is being hashed: in flight.
+      await expect.poll(() => cpuTicks(hasher), { timeout: 30_000, interval: 20 }).toBeGreaterThan(idle + 1)
       server.child.kill('SIGTERM')
       await server.waitForLine(/"msg":"shutting down"/)
 
