@@ -20,6 +20,14 @@ export const ConfigSchema = Type.Object({
   TRUST_PROXY: Type.String({ default: 'false' }),
 
   DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  /**
+   * The server itself when DATABASE_URL goes through a transaction pooler
+   * (PgBouncer): for what needs a session (the LISTEN connection, migrations
+   * and their lock).
+   */
+  DATABASE_DIRECT_URL: Type.Optional(Type.String({ minLength: 1 })),
+  /** Named prepared statements on the query pool; unset: on, unless DATABASE_DIRECT_URL says the pool is pooled. */
+  DATABASE_PREPARED_STATEMENTS: Type.Optional(Type.Boolean()),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
   EMBEDDED_PG_DIR: Type.String({ default: '.data/postgres' }),
   EMBEDDED_PG_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
@@ -116,6 +124,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
 /** Whether the service runs its own PostgreSQL (development mode). */
 export function isEmbedded(config: Config): boolean {
   return config.DATABASE_URL === undefined
+}
+
+/**
+ * The URL of a connection with a session of its own: LISTEN, migrations and
+ * their advisory lock do not work through a transaction pooler.
+ */
+export function sessionDatabaseUrl(config: Config): string | undefined {
+  return config.DATABASE_DIRECT_URL ?? config.DATABASE_URL
+}
+
+/**
+ * Whether queries use named prepared statements (parsed and planned once
+ * per connection). PgBouncer in transaction mode hands each transaction
+ * another server connection, where the statement does not exist (before
+ * PgBouncer 1.21 and its max_prepared_statements), so a pooled
+ * DATABASE_URL gets unnamed ones unless told otherwise.
+ */
+export function preparedStatements(config: Config): boolean {
+  return config.DATABASE_PREPARED_STATEMENTS ?? config.DATABASE_DIRECT_URL === undefined
 }
 
 /** TRUST_PROXY as Fastify's `trustProxy` option: a boolean, a hop count, or addresses. */

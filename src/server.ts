@@ -7,7 +7,7 @@ import path from 'node:path'
 import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import app, { serverOptions } from './app.js'
-import { type Config, isEmbedded, loadConfig } from './config.js'
+import { type Config, isEmbedded, loadConfig, sessionDatabaseUrl } from './config.js'
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './db/embedded.js'
 import { applyMigrations } from './db/migrations.js'
 
@@ -43,6 +43,9 @@ async function main() {
   } catch (error) {
     fail(`invalid configuration: ${(error as Error).message}`)
   }
+  if (config.DATABASE_DIRECT_URL !== undefined && config.DATABASE_URL === undefined) {
+    fail('invalid configuration: DATABASE_DIRECT_URL is set without DATABASE_URL, the pooled connection it goes with')
+  }
 
   let embedded: EmbeddedDatabase | undefined
   if (isEmbedded(config)) {
@@ -59,8 +62,9 @@ async function main() {
   }
 
   try {
-    if (config.MIGRATE_ON_START && config.DATABASE_URL) {
-      const { applied } = await applyMigrations(config.DATABASE_URL)
+    const migrationUrl = sessionDatabaseUrl(config)
+    if (config.MIGRATE_ON_START && migrationUrl) {
+      const { applied } = await applyMigrations(migrationUrl)
       if (applied.length > 0) process.stdout.write(`  Applied migrations: ${applied.join(', ')}\n`)
     }
   } catch (error) {

@@ -3,7 +3,7 @@
 import path from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import app, { serverOptions } from '../app.js'
-import { isEmbedded, loadConfig } from '../config.js'
+import { isEmbedded, loadConfig, sessionDatabaseUrl } from '../config.js'
 import { startEmbeddedPostgres } from '../db/embedded.js'
 import { applyMigrations } from '../db/migrations.js'
 
@@ -16,7 +16,8 @@ export async function withApp<T>(work: (fastify: FastifyInstance) => Promise<T>)
   if (embedded) config = { ...config, DATABASE_URL: embedded.url }
   const fastify = Fastify(serverOptions(config))
   try {
-    if (config.MIGRATE_ON_START && config.DATABASE_URL) await applyMigrations(config.DATABASE_URL)
+    const migrationUrl = sessionDatabaseUrl(config)
+    if (config.MIGRATE_ON_START && migrationUrl) await applyMigrations(migrationUrl)
     await fastify.register(app, { config, developmentDir: embedded ? path.dirname(embedded.dataDir) : undefined })
     await fastify.ready()
     return await work(fastify)

@@ -1,5 +1,7 @@
-// `npm run db:migrate`: applies pending migrations to DATABASE_URL or, when
-// that is unset, to the embedded PostgreSQL the server uses in development.
+// `npm run db:migrate`: applies pending migrations to DATABASE_DIRECT_URL or
+// DATABASE_URL (migrations take a session-level lock, so not through a
+// transaction pooler) or, when both are unset, to the embedded PostgreSQL
+// the server uses in development.
 import 'dotenv/config'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -9,7 +11,7 @@ import { applyMigrations } from '../db/migrations.js'
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 async function main(): Promise<void> {
-  const databaseUrl = process.env.DATABASE_URL
+  const databaseUrl = process.env.DATABASE_DIRECT_URL || process.env.DATABASE_URL
   if (databaseUrl !== undefined && databaseUrl !== '') {
     report(await applyMigrations(databaseUrl), `PostgreSQL at ${new URL(databaseUrl).host}`)
     return

@@ -4,9 +4,12 @@
 // to listeners connected at that moment. So the listener tells its
 // subscribers when it loses its connection (what they hold may go stale from
 // then on) and when it has listened again (they reload, since whatever was
-// sent in between is lost); it reconnects by itself, backing off.
+// sent in between is lost); it reconnects by itself, backing off. LISTEN
+// needs a session of its own, so behind a transaction pooler this connection
+// goes to DATABASE_DIRECT_URL.
 import fp from 'fastify-plugin'
 import pg from 'pg'
+import { sessionDatabaseUrl } from '../../config.js'
 
 export interface Subscriber {
   /** A notification on the channel, with its payload. */
@@ -69,7 +72,7 @@ export default fp(
     }
 
     async function connect() {
-      const next = new pg.Client({ connectionString: config.DATABASE_URL, connectionTimeoutMillis: 3000 })
+      const next = new pg.Client({ connectionString: sessionDatabaseUrl(config), connectionTimeoutMillis: 3000 })
       next.on('notification', onNotification)
       next.on('error', (error) => {
         log.warn({ err: error }, 'database notification listener lost its connection')
