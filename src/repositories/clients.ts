@@ -4,7 +4,7 @@
 import type { PrismaClient } from '../generated/prisma/client.js'
 import { notFound } from '../lib/errors.js'
 import { CLIENT_SECRET_PREFIX, hashOpaqueToken, newOpaqueToken, sameHash } from '../lib/opaque-tokens.js'
-import { pageQuery, toPage } from './cursor.js'
+import { pageIds, toPage } from './cursor.js'
 import type { SessionsRepository } from './sessions.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -39,7 +39,8 @@ export function createClientsRepository(prisma: PrismaClient, sessions: Sessions
     },
 
     async list(query: { limit: number; cursor?: string }) {
-      const rows = await prisma.client.findMany({ ...pageQuery(query, 'asc'), select: clientSelect })
+      const ids = await pageIds(prisma, 'clients', query, 'asc')
+      const rows = await prisma.client.findMany({ where: { id: { in: ids } }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], select: clientSelect })
       return toPage(rows, query.limit, toClientDto)
     },
 

@@ -4,7 +4,7 @@ import type { PrismaClient } from '../generated/prisma/client.js'
 import { Prisma } from '../generated/prisma/client.js'
 import { conflict, notFound } from '../lib/errors.js'
 import type { UserDto } from '../schemas/users.js'
-import { pageQuery, toPage } from './cursor.js'
+import { pageIds, toPage } from './cursor.js'
 import type { SessionsRepository } from './sessions.js'
 
 const userSelect = {
@@ -81,7 +81,8 @@ export function createUsersRepository(prisma: PrismaClient, sessions: SessionsRe
     },
 
     async list(query: { limit: number; cursor?: string }) {
-      const rows = await prisma.user.findMany({ ...pageQuery(query, 'asc'), select: userSelect })
+      const ids = await pageIds(prisma, 'users', query, 'asc')
+      const rows = await prisma.user.findMany({ where: { id: { in: ids } }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], select: userSelect })
       return toPage(rows, query.limit, toUserDto)
     },
 
