@@ -10,9 +10,18 @@
 // account is also kept in a column of its own, so that the events about an
 // account are found through an index. Login events name the account that
 // was tried (when it exists).
-
+//
+// Events are written in batches, off the request's path: `record` queues the
+// event (with the time it happened) and returns, and one INSERT writes
+// whatever has queued while the previous one ran. At a few events a second
+// each is written at once; under a flood of client-credentials grants or
+// failed logins, hundreds share one statement. What is still queued is
+// written when the app closes; a process killed outright loses at most the
+// events of the statement in flight and those queued behind it (milliseconds).
+import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { Prisma, type PrismaClient } from '../generated/prisma/client.js'
+import { isDatabaseUnavailable } from '../lib/database-errors.js'
 import type { Principal } from '../plugins/infra/jwt.js'
 import type { AuditEventsQuery, AuditKind } from '../schemas/audit.js'
 import { afterKey, decodeCursor, keyOrder, toPage } from './cursor.js'
@@ -70,21 +79,104 @@ export const auditSource = (request: FastifyRequest): AuditSource => ({
 })
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+/** Rows per INSERT. */
+const BATCH = 500
+/** Events queued at most while the database is slow or away; beyond, new ones are dropped (and counted in the log). */
+const MAX_QUEUED = 50_000
+
+interface QueuedEvent {
+  id: string
+  kind: AuditKind
+  userId: string | null
+  clientId: string | null
+  sessionId: string | null
+  targetUserId: string | null
+  ip: string
+  userAgent: string | null
+  details: string | null
+  createdAt: Date
+}
 
 export function createAuditLog(prisma: PrismaClient, log: FastifyBaseLogger) {
-  return {
-    async record(kind: AuditKind, request: FastifyRequest, entry: AuditEntry = {}) {
-      const target = entry.details?.target_user_id
-      try {
-        // `select` keeps Prisma from reading the new row back: nothing uses it.
-        await prisma.auditEvent.create({
-          data: { kind, ...entry, targetUserId: typeof target === 'string' && UUID.test(target) ? target : undefined, ...auditSource(request) },
-          select: { id: true }
-        })
-      } catch (error) {
-        log.error({ err: error, kind }, 'could not record an audit event')
+  const queue: QueuedEvent[] = []
+  let queued = 0
+  let settled = 0
+  let dropped = 0
+  let writing: Promise<void> | undefined
+  const waiters: { upTo: number; resolve: () => void }[] = []
+
+  async function insert(events: QueuedEvent[]) {
+    const column = <T>(pick: (event: QueuedEvent) => T) => events.map(pick)
+    await prisma.$executeRaw`
+      INSERT INTO audit_events (id, kind, user_id, client_id, session_id, target_user_id, ip, user_agent, details, created_at)
+      SELECT * FROM unnest(
+        ${column((e) => e.id)}::uuid[], ${column((e) => e.kind)}::varchar[], ${column((e) => e.userId)}::uuid[],
+        ${column((e) => e.clientId)}::uuid[], ${column((e) => e.sessionId)}::uuid[], ${column((e) => e.targetUserId)}::uuid[],
+        ${column((e) => e.ip)}::varchar[], ${column((e) => e.userAgent)}::varchar[], ${column((e) => e.details)}::jsonb[],
+        ${column((e) => e.createdAt)}::timestamptz[])`
+  }
+
+  async function write(events: QueuedEvent[]) {
+    try {
+      await insert(events)
+    } catch (error) {
+      if (events.length === 1 || isDatabaseUnavailable(error)) {
+        log.error({ err: error, kinds: [...new Set(events.map((event) => event.kind))], events: events.length }, 'could not record audit events')
+        return
       }
+      // One event the database refuses (a value it cannot store) must not take the others with it.
+      for (const event of events) await write([event])
+    }
+  }
+
+  async function drain() {
+    try {
+      while (queue.length > 0) {
+        const events = queue.splice(0, BATCH)
+        await write(events)
+        settled += events.length
+        for (const waiter of waiters.filter((w) => w.upTo <= settled)) {
+          waiters.splice(waiters.indexOf(waiter), 1)
+          waiter.resolve()
+        }
+      }
+    } finally {
+      writing = undefined
+    }
+  }
+
+  /** Resolves once every event recorded before the call is written (or given up on). */
+  function flush(): Promise<void> {
+    if (settled >= queued) return Promise.resolve()
+    return new Promise((resolve) => waiters.push({ upTo: queued, resolve }))
+  }
+
+  return {
+    /** Queues the event; it is written within milliseconds, with the time of this call. */
+    async record(kind: AuditKind, request: FastifyRequest, entry: AuditEntry = {}): Promise<void> {
+      if (queue.length >= MAX_QUEUED) {
+        if (dropped++ % 1000 === 0) log.error({ kind, dropped }, 'audit events are being dropped: the database does not keep up')
+        return
+      }
+      const target = entry.details?.target_user_id
+      const source = auditSource(request)
+      queue.push({
+        id: randomUUID(),
+        kind,
+        userId: entry.userId ?? null,
+        clientId: entry.clientId ?? null,
+        sessionId: entry.sessionId ?? null,
+        targetUserId: typeof target === 'string' && UUID.test(target) ? target : null,
+        ip: source.ip,
+        userAgent: source.userAgent,
+        details: entry.details === undefined ? null : JSON.stringify(entry.details),
+        createdAt: new Date()
+      })
+      queued++
+      writing ??= drain()
     },
+
+    flush,
 
     /**
      * Newest first; `userId` matches events by the account and administrative
@@ -93,6 +185,8 @@ export function createAuditLog(prisma: PrismaClient, log: FastifyBaseLogger) {
      * (by the account, about it), merged.
      */
     async list(query: AuditEventsQuery) {
+      // This instance's own events are readable as soon as it has answered.
+      await flush()
       const after = afterKey(decodeCursor(query.cursor), 'desc')
       const kind = query.kind ? Prisma.sql`AND kind = ${query.kind}` : Prisma.empty
       const take = query.limit + 1

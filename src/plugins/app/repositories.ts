@@ -24,7 +24,12 @@ export default fp(
     fastify.decorate('usersRepository', createUsersRepository(fastify.prisma, sessions))
     fastify.decorate('postsRepository', createPostsRepository(fastify.prisma))
     fastify.decorate('clientsRepository', createClientsRepository(fastify.prisma, sessions))
-    fastify.decorate('auditLog', createAuditLog(fastify.prisma, fastify.log))
+    const auditLog = createAuditLog(fastify.prisma, fastify.log)
+    fastify.decorate('auditLog', auditLog)
+    // Before the Prisma client disconnects (hooks close in reverse order of registration).
+    fastify.addHook('onClose', async () => {
+      await auditLog.flush()
+    })
   },
   { name: 'repositories', dependencies: ['prisma', 'revocations', 'config'] }
 )
