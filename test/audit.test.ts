@@ -2,11 +2,14 @@
 // and user agent, and GET /audit-events for admins (paginated, filtered).
 import { randomUUID } from 'node:crypto'
 import type { LightMyRequestResponse } from 'fastify'
+import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import {
   adminWithToken,
   basicAuth,
   bearer,
+  buildApp,
+  fileDatabase,
   login,
   PASSWORD,
   serviceClient,
@@ -151,6 +154,7 @@ describe('GET /audit-events', () => {
   it('pages through events newest first, without repeats', async () => {
     const admin = await adminWithToken(ctx.app)
     for (let i = 0; i < 3; i++) await userWithToken(ctx.app)
+    await ctx.app.auditLog.flush()
     const total = await ctx.app.prisma.auditEvent.count()
     const seen: AuditEventDto[] = []
     let cursor: string | null = null
@@ -207,6 +211,63 @@ describe('GET /audit-events', () => {
       const response = await ctx.app.inject({ method: 'GET', url: `/audit-events${query}`, headers: admin.headers })
       expect(response.statusCode, query).toBe(400)
       expect(response.json().errors).toEqual(expect.any(Array))
+    }
+  })
+})
+
+describe('writing events', () => {
+  const failedGrant = (app = ctx.app, clientId: string = randomUUID()) =>
+    tokenRequest(app, { grant_type: 'client_credentials' }, { ...AGENT, authorization: basicAuth(clientId, 'bapi_cs_wrong') })
+
+  it('records every one of many events at once, each with the time it happened', async () => {
+    const admin = await adminWithToken(ctx.app)
+    const ids: string[] = Array.from({ length: 200 }, () => randomUUID())
+    const started = Date.now()
+    const answers = await Promise.all(ids.map((id) => failedGrant(ctx.app, id)))
+    expect(answers.every((answer) => answer.statusCode === 401)).toBe(true)
+
+    const recorded: AuditEventDto[] = []
+    let cursor: string | null = null
+    do {
+      const page: AuditPage = await events(admin.headers, `?kind=client.failure&limit=100${cursor ? `&cursor=${cursor}` : ''}`)
+      recorded.push(...page.data)
+      cursor = page.next_cursor
+    } while (cursor)
+    const attempted = new Set(recorded.map((event) => event.details?.attempted_client_id))
+    expect(ids.filter((id) => !attempted.has(id))).toEqual([])
+    for (const event of recorded.filter((e) => ids.includes(String(e.details?.attempted_client_id)))) {
+      expect(event.user_agent).toBe('audit-test/1.0')
+      expect(Date.parse(event.created_at)).toBeGreaterThanOrEqual(started - 5)
+    }
+  })
+
+  it('loses no other event to one that the database refuses', async () => {
+    const admin = await adminWithToken(ctx.app)
+    const ids = Array.from({ length: 20 }, () => randomUUID())
+    // PostgreSQL's JSON cannot hold U+0000: this event's details are refused.
+    const answers = await Promise.all([failedGrant(ctx.app, 'bad\u0000id'), ...ids.map((id) => failedGrant(ctx.app, id))])
+    expect(answers.every((answer) => answer.statusCode < 500)).toBe(true)
+    const recorded = (await events(admin.headers, '?kind=client.failure&limit=100')).data
+    const attempted = new Set(recorded.map((event) => event.details?.attempted_client_id))
+    expect(ids.filter((id) => !attempted.has(id))).toEqual([])
+  })
+
+  it('writes what is still queued when the app closes', async () => {
+    const app = await buildApp()
+    const ids = Array.from({ length: 30 }, () => randomUUID())
+    await Promise.all(ids.map((id) => failedGrant(app, id)))
+    await app.close()
+
+    const sql = new pg.Client({ connectionString: (await fileDatabase()).url })
+    await sql.connect()
+    try {
+      const { rows } = await sql.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM audit_events WHERE kind = 'client.failure' AND details->>'attempted_client_id' = ANY($1)`,
+        [ids]
+      )
+      expect(rows[0]?.n).toBe(ids.length)
+    } finally {
+      await sql.end()
     }
   })
 })
