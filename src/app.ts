@@ -13,6 +13,7 @@ import { type Config, trustProxy } from './config.js'
 import { lazyChildLogger, RequestLogController } from './lib/request-log.js'
 import authenticate from './plugins/app/authenticate.js'
 import bootstrapAdmin from './plugins/app/bootstrap-admin.js'
+import clientCache from './plugins/app/client-cache.js'
 import housekeeping from './plugins/app/housekeeping.js'
 import loginThrottle from './plugins/app/login-throttle.js'
 import passwords from './plugins/app/passwords.js'
@@ -124,6 +125,7 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(revocations)
   await fastify.register(tokens)
   await fastify.register(postCache)
+  await fastify.register(clientCache)
   await fastify.register(repositories)
   await fastify.register(authenticate)
   await fastify.register(loginThrottle)

@@ -1,7 +1,10 @@
 // Service clients and their secret generations. A client's access tokens
 // carry the id of the secret generation that minted them as `sid`, so
 // rotating the secret or deleting the client revokes them like a session.
-import type { PrismaClient } from '../generated/prisma/client.js'
+// Authentication reads a client through the client cache
+// (plugins/app/client-cache.ts), which every change forgets.
+import type { Prisma, PrismaClient } from '../generated/prisma/client.js'
+import type { ClientCache } from '../plugins/app/client-cache.js'
 import { notFound } from '../lib/errors.js'
 import { CLIENT_SECRET_PREFIX, hashOpaqueToken, newOpaqueToken, sameHash } from '../lib/opaque-tokens.js'
 import { pageIds, toPage } from './cursor.js'
@@ -27,7 +30,15 @@ export const toClientDto = (client: ClientRow) => ({
 
 const clientSelect = { id: true, name: true, scopes: true, createdAt: true } as const
 
-export function createClientsRepository(prisma: PrismaClient, sessions: SessionsRepository) {
+/** What authenticating a client needs: its scopes and the hashes of its live secrets. */
+const credentialsSelect = {
+  id: true,
+  scopes: true,
+  secrets: { where: { revokedAt: null }, select: { id: true, secretHash: true } }
+} satisfies Prisma.ClientSelect
+export type ClientCredentials = Prisma.ClientGetPayload<{ select: typeof credentialsSelect }>
+
+export function createClientsRepository(prisma: PrismaClient, sessions: SessionsRepository, cache: ClientCache) {
   return {
     async create(name: string, scopes: string[]) {
       const secret = newOpaqueToken(CLIENT_SECRET_PREFIX)
@@ -53,7 +64,7 @@ export function createClientsRepository(prisma: PrismaClient, sessions: Sessions
     /** Replaces the secret; the old one and every token minted with it stop working. */
     async rotateSecret(id: string) {
       const secret = newOpaqueToken(CLIENT_SECRET_PREFIX)
-      return sessions.withRevocation(async (tx) => {
+      const rotated = await sessions.withRevocation(async (tx) => {
         const client = await tx.client.findUnique({ where: { id }, select: clientSelect })
         if (!client) throw notFound('Client')
         const old = await tx.clientSecret.findMany({ where: { clientId: id, revokedAt: null }, select: { id: true } })
@@ -61,15 +72,18 @@ export function createClientsRepository(prisma: PrismaClient, sessions: Sessions
         await tx.clientSecret.create({ data: { clientId: id, secretHash: secret.hash } })
         return { result: { ...toClientDto(client), client_secret: secret.token }, revoked: old.map((s) => s.id) }
       })
+      cache.forget(id)
+      return rotated
     },
 
     async delete(id: string) {
-      return sessions.withRevocation(async (tx) => {
+      await sessions.withRevocation(async (tx) => {
         const secrets = await tx.clientSecret.findMany({ where: { clientId: id }, select: { id: true } })
         const deleted = await tx.client.deleteMany({ where: { id } })
         if (deleted.count === 0) throw notFound('Client')
         return { result: undefined, revoked: secrets.map((s) => s.id) }
       })
+      cache.forget(id)
     },
 
     /** The client and the secret generation that match, or undefined. */
@@ -79,10 +93,7 @@ export function createClientsRepository(prisma: PrismaClient, sessions: Sessions
         sameHash(presented, DUMMY_HASH)
         return undefined
       }
-      const client = await prisma.client.findUnique({
-        where: { id: clientId },
-        select: { id: true, scopes: true, secrets: { where: { revokedAt: null }, select: { id: true, secretHash: true } } }
-      })
+      const client = await cache.get(clientId, () => prisma.client.findUnique({ where: { id: clientId }, select: credentialsSelect }))
       const match = client?.secrets.find((candidate) => sameHash(presented, candidate.secretHash))
       if (!client || !match) {
         sameHash(presented, DUMMY_HASH)

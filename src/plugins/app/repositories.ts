@@ -23,7 +23,7 @@ export default fp(
     fastify.decorate('sessionsRepository', sessions)
     fastify.decorate('usersRepository', createUsersRepository(fastify.prisma, sessions))
     fastify.decorate('postsRepository', createPostsRepository(fastify.prisma))
-    fastify.decorate('clientsRepository', createClientsRepository(fastify.prisma, sessions))
+    fastify.decorate('clientsRepository', createClientsRepository(fastify.prisma, sessions, fastify.clientCache))
     const auditLog = createAuditLog(fastify.prisma, fastify.log)
     fastify.decorate('auditLog', auditLog)
     // Before the Prisma client disconnects (hooks close in reverse order of registration).
@@ -31,5 +31,5 @@ export default fp(
       await auditLog.flush()
     })
   },
-  { name: 'repositories', dependencies: ['prisma', 'revocations', 'config'] }
+  { name: 'repositories', dependencies: ['prisma', 'revocations', 'client-cache', 'config'] }
 )
