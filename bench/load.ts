@@ -4,7 +4,8 @@
 // run, and prints one JSON line (a LoadResult) on stdout.
 //
 // Refresh tokens rotate through a shared pool: each answer's new refresh
-// token goes back in for the next request. (Give the refresh case no
+// token goes back in for the next request, and the pool left at the end is
+// printed with the result for the next run. (Give the refresh case no
 // separate warm-up: the tokens in flight when a run stops are lost.)
 import autocannon from 'autocannon'
 
@@ -32,11 +33,15 @@ export interface LoadResult {
   mean: number
   max: number
   requests: number
+  /** Requests of the warm-up run (not in the numbers above). */
+  warmupRequests: number
   non2xx: number
   errors: number
   timeouts: number
   /** Answers by status code, to tell what the non-2xx were. */
   statuses: Record<string, number>
+  /** The refresh_token grant: the live refresh tokens left at the end, for the next run. */
+  refreshTokens?: string[]
 }
 
 function requestsFor(spec: LoadSpec): autocannon.Request[] | undefined {
@@ -74,7 +79,7 @@ async function run(spec: LoadSpec, duration: number): Promise<autocannon.Result>
 }
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as LoadSpec
-if (spec.warmup > 0) await run(spec, spec.warmup)
+const warmup = spec.warmup > 0 ? await run(spec, spec.warmup) : undefined
 const result = await run(spec, spec.duration)
 const ok = result['2xx']
 const output: LoadResult = {
@@ -85,9 +90,11 @@ const output: LoadResult = {
   mean: result.latency.average,
   max: result.latency.max,
   requests: result.requests.total,
+  warmupRequests: warmup?.requests.total ?? 0,
   non2xx: result.non2xx,
   errors: result.errors,
   timeouts: result.timeouts,
-  statuses: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, stats]) => [code, stats?.count ?? 0]))
+  statuses: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, stats]) => [code, stats?.count ?? 0])),
+  ...(spec.refreshTokens ? { refreshTokens: spec.refreshTokens } : {})
 }
 process.stdout.write(JSON.stringify(output) + '\n')

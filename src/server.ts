@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
-import app, { serverOptions } from './app.js'
+import app, { logStream, serverOptions } from './app.js'
 import { type Config, isEmbedded, loadConfig, sessionDatabaseUrl } from './config.js'
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './db/embedded.js'
 import { applyMigrations } from './db/migrations.js'
@@ -72,7 +72,8 @@ async function main() {
     fail(`migrations failed: ${(error as Error).message}`)
   }
 
-  const fastify = Fastify(serverOptions(config))
+  const logs = config.LOG_PRETTY ? undefined : logStream()
+  const fastify = Fastify(serverOptions(config, logs))
   fastify.addHook('onClose', stopEmbedded)
   // Requests already in flight when shutdown begins still answer, but tell
   // keep-alive clients to go: their idle connection would otherwise hold the
@@ -97,6 +98,7 @@ async function main() {
   closeWithGrace({ delay: 15_000, logger: fastify.log }, async ({ signal, err }) => {
     if (err) fastify.log.error({ err }, 'shutting down after an error')
     else fastify.log.info({ signal }, 'shutting down')
+    logs?.flush()
     shuttingDown = true
     const reaper = setInterval(() => { fastify.server.closeIdleConnections() }, 100)
     try {
