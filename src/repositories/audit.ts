@@ -24,7 +24,7 @@ import { Prisma, type PrismaClient } from '../generated/prisma/client.js'
 import { isDatabaseUnavailable } from '../lib/database-errors.js'
 import type { Principal } from '../plugins/infra/jwt.js'
 import type { AuditEventsQuery, AuditKind } from '../schemas/audit.js'
-import { afterKey, decodeCursor, keyOrder, toPage } from './cursor.js'
+import { decodeCursor, keyset, type Within, toPage } from './cursor.js'
 
 export type { AuditKind } from '../schemas/audit.js'
 
@@ -95,6 +95,33 @@ interface QueuedEvent {
   userAgent: string | null
   details: string | null
   createdAt: Date
+}
+
+/**
+ * One page of events, newest first, with one more event than the page holds.
+ * Each filter is the leading column of an index whose range after the cursor
+ * is the page (see `keyset`); `user_id` is two such ranges (by the account,
+ * about it), merged. Both filters at once read the account's ranges and keep
+ * the events of the kind.
+ */
+export function auditEventsPageSql(query: AuditEventsQuery): Prisma.Sql {
+  const key = decodeCursor(query.cursor)
+  const take = query.limit + 1
+  const page = (within?: Within, kind?: string) => {
+    const range = keyset(key, 'desc', { within })
+    const ofKind = kind === undefined ? Prisma.empty : Prisma.sql`AND kind = ${kind}`
+    return Prisma.sql`SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE ${range.where} ${ofKind} ORDER BY ${range.orderBy} LIMIT ${take}`
+  }
+  if (query.user_id) {
+    // By the account, and about it: two ranges, merged (an event can be both).
+    const account = Prisma.sql`${query.user_id}::uuid`
+    return Prisma.sql`
+      SELECT * FROM ((${page({ column: 'user_id', value: account }, query.kind)})
+        UNION (${page({ column: 'target_user_id', value: account }, query.kind)})) AS events
+      ORDER BY ${keyset(undefined, 'desc').orderBy} LIMIT ${take}`
+  }
+  if (query.kind) return page({ column: 'kind', value: Prisma.sql`${query.kind}::varchar` })
+  return page()
 }
 
 export function createAuditLog(prisma: PrismaClient, log: FastifyBaseLogger) {
@@ -178,28 +205,11 @@ export function createAuditLog(prisma: PrismaClient, log: FastifyBaseLogger) {
 
     flush,
 
-    /**
-     * Newest first; `userId` matches events by the account and administrative
-     * actions on it. Each filter is the leading column of an index whose
-     * range after the cursor is read in order; `user_id` is two such ranges
-     * (by the account, about it), merged.
-     */
+    /** Newest first; `user_id` matches events by the account and administrative actions on it. */
     async list(query: AuditEventsQuery) {
       // This instance's own events are readable as soon as it has answered.
       await flush()
-      const after = afterKey(decodeCursor(query.cursor), 'desc')
-      const kind = query.kind ? Prisma.sql`AND kind = ${query.kind}` : Prisma.empty
-      const take = query.limit + 1
-      const page = (who: Prisma.Sql) => Prisma.sql`
-        SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE ${who} ${kind} AND ${after} ORDER BY ${keyOrder('desc')} LIMIT ${take}`
-      const records = await prisma.$queryRaw<AuditRecord[]>(
-        query.user_id
-          ? Prisma.sql`
-              SELECT * FROM ((${page(Prisma.sql`user_id = ${query.user_id}::uuid`)})
-                UNION (${page(Prisma.sql`target_user_id = ${query.user_id}::uuid`)})) AS events
-              ORDER BY ${keyOrder('desc')} LIMIT ${take}`
-          : page(Prisma.sql`TRUE`)
-      )
+      const records = await prisma.$queryRaw<AuditRecord[]>(auditEventsPageSql(query))
       return toPage(records.map((record) => ({ ...record, createdAt: record.created_at })), query.limit, toAuditEventDto)
     }
   }

@@ -25,30 +25,60 @@ export function decodeCursor(cursor: string | undefined): CursorKey | undefined 
   return { createdAt, id }
 }
 
-/** The table alias of a query (a constant of the repository, never input), or none. */
-type Alias = 'p' | 'e' | 'u' | 'c' | ''
-
-const qualified = (alias: Alias, column: 'created_at' | 'id') => (alias ? `${alias}.${column}` : column)
-
-/**
- * Rows strictly after the cursor in (created_at, id) order, newest or oldest
- * first, as one row comparison. PostgreSQL takes it as the start of an index
- * scan on (created_at, id), so a page 2,000 deep reads as few rows as the
- * first. The same condition spelled `created_at < $1 OR (created_at = $1
- * AND id < $2)` is a filter: the scan reads every row before the cursor and
- * throws them away (at a million posts, page 2,000 took four times page 1).
- */
-export function afterKey(key: CursorKey | undefined, direction: 'desc' | 'asc', alias: Alias = ''): Prisma.Sql {
-  if (!key) return Prisma.sql`TRUE`
-  const beyond = Prisma.raw(direction === 'desc' ? '<' : '>')
-  const columns = Prisma.raw(`(${qualified(alias, 'created_at')}, ${qualified(alias, 'id')})`)
-  return Prisma.sql`${columns} ${beyond} (${key.createdAt}::timestamptz, ${key.id}::uuid)`
+/** A list's page: the condition on its rows and their order, for a query's WHERE and ORDER BY. */
+export interface Keyset {
+  where: Prisma.Sql
+  orderBy: Prisma.Sql
 }
 
-/** The ORDER BY of a page, matching afterKey and the (created_at, id) indexes. */
-export function keyOrder(direction: 'desc' | 'asc', alias: Alias = ''): Prisma.Sql {
-  const order = direction === 'desc' ? ' DESC' : ''
-  return Prisma.raw(`${qualified(alias, 'created_at')}${order}, ${qualified(alias, 'id')}${order}`)
+/** One value of a column that leads an index (column, created_at, id): the list of a post's author, say. */
+export interface Within {
+  /** The column, as the query names it (a constant of the repository, never input). */
+  column: string
+  /** Its value, cast to the column's type. */
+  value: Prisma.Sql
+}
+
+/**
+ * The rows after the cursor in (created_at, id) order, newest or oldest
+ * first, as one row comparison: PostgreSQL takes it as the start of a scan
+ * of the (created_at, id) index, so a page 2,000 deep reads as few rows as
+ * the first. Spelled `created_at < $1 OR (created_at = $1 AND id < $2)` the
+ * same condition is a filter: the scan reads every row before the cursor and
+ * throws them away (at a million posts, page 2,000 took four times page 1).
+ *
+ * A list `within` one value of a column (a post's author, an event's kind)
+ * is a range of the index (column, created_at, id), and is written as one:
+ * `(column, created_at, id) < (value, $created_at, $id) AND column >= value`,
+ * ordered by the three columns, the first page starting after the end of
+ * time. Written as `column = value AND (created_at, id) < (...)`, PostgreSQL
+ * may prefer the (created_at, id) index and filter by the column: a few rows
+ * thrown away per page for a common value, the whole table for a rare one
+ * once a prepared statement's plan is fixed.
+ *
+ * `alias` qualifies the columns (a table alias of the query, never input).
+ */
+export function keyset(key: CursorKey | undefined, direction: 'desc' | 'asc', options: { alias?: string; within?: Within } = {}): Keyset {
+  const column = (name: string) => (options.alias ? `${options.alias}.${name}` : name)
+  const [before, bound, order] = direction === 'desc' ? ['<', '>=', ' DESC'] : ['>', '<=', '']
+  const within = options.within
+  if (!within) {
+    return {
+      where: key
+        ? Prisma.sql`(${Prisma.raw(`${column('created_at')}, ${column('id')}`)}) ${Prisma.raw(before)} (${key.createdAt}::timestamptz, ${key.id}::uuid)`
+        : Prisma.sql`TRUE`,
+      orderBy: Prisma.raw(`${column('created_at')}${order}, ${column('id')}${order}`)
+    }
+  }
+  const leading = column(within.column)
+  // Before the first page: after every time there is (or before, oldest first).
+  const time = key ? Prisma.sql`${key.createdAt}::timestamptz` : Prisma.raw(direction === 'desc' ? `'infinity'::timestamptz` : `'-infinity'::timestamptz`)
+  const id = key ? Prisma.sql`${key.id}::uuid` : Prisma.raw(`'00000000-0000-0000-0000-000000000000'::uuid`)
+  return {
+    where: Prisma.sql`(${Prisma.raw(`${leading}, ${column('created_at')}, ${column('id')}`)}) ${Prisma.raw(before)} (${within.value}, ${time}, ${id})
+      AND ${Prisma.raw(leading)} ${Prisma.raw(bound)} ${within.value}`,
+    orderBy: Prisma.raw(`${leading}${order}, ${column('created_at')}${order}, ${column('id')}${order}`)
+  }
 }
 
 /**
@@ -62,11 +92,14 @@ export async function pageIds(
   query: { limit: number; cursor?: string },
   direction: 'desc' | 'asc'
 ): Promise<string[]> {
-  const rows = await prisma.$queryRaw<{ id: string }[]>`
-    SELECT id FROM ${Prisma.raw(table)}
-    WHERE ${afterKey(decodeCursor(query.cursor), direction)}
-    ORDER BY ${keyOrder(direction)} LIMIT ${query.limit + 1}`
+  const rows = await prisma.$queryRaw<{ id: string }[]>(idsPageSql(table, query, direction))
   return rows.map((row) => row.id)
+}
+
+/** The query of pageIds. */
+export function idsPageSql(table: 'users' | 'clients', query: { limit: number; cursor?: string }, direction: 'desc' | 'asc') {
+  const page = keyset(decodeCursor(query.cursor), direction)
+  return Prisma.sql`SELECT id FROM ${Prisma.raw(table)} WHERE ${page.where} ORDER BY ${page.orderBy} LIMIT ${query.limit + 1}`
 }
 
 /** Splits `limit + 1` fetched rows into a page and the cursor of the next one. */

@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto'
 import { Prisma, type PrismaClient } from '../generated/prisma/client.js'
 import type { PostDto } from '../schemas/posts.js'
-import { afterKey, decodeCursor, keyOrder, toPage } from './cursor.js'
+import { decodeCursor, keyset, toPage } from './cursor.js'
 
 /** A post as the queries below return it. */
 interface PostRecord {
@@ -69,6 +69,28 @@ export interface PostView {
   authorId: string
 }
 
+export interface PostsPageQuery {
+  limit: number
+  cursor?: string
+  authorId?: string
+}
+
+/**
+ * One page of posts, newest first, with one more post than the page holds.
+ * The page's posts first, then their authors: joined before the LIMIT,
+ * PostgreSQL plans the join for every post after the cursor (and sizes a
+ * cache of authors for all of them, which cost more than the page itself).
+ */
+export function postsPageSql(query: PostsPageQuery): Prisma.Sql {
+  const within = query.authorId ? { column: 'author_id', value: Prisma.sql`${query.authorId}::uuid` } : undefined
+  const page = keyset(decodeCursor(query.cursor), 'desc', { within })
+  return Prisma.sql`
+    SELECT ${POST_COLUMNS}
+    FROM (SELECT * FROM posts WHERE ${page.where} ORDER BY ${page.orderBy} LIMIT ${query.limit + 1}) p
+    JOIN users u ON u.id = p.author_id
+    ORDER BY ${keyset(undefined, 'desc', { alias: 'p' }).orderBy}`
+}
+
 export function createPostsRepository(prisma: PrismaClient) {
   async function find(id: string): Promise<PostRow | undefined> {
     const [record] = await prisma.$queryRaw<PostRecord[]>`
@@ -77,12 +99,8 @@ export function createPostsRepository(prisma: PrismaClient) {
   }
 
   return {
-    async list(query: { limit: number; cursor?: string; authorId?: string }) {
-      const author = query.authorId ? Prisma.sql`p.author_id = ${query.authorId}::uuid` : Prisma.sql`TRUE`
-      const records = await prisma.$queryRaw<PostRecord[]>`
-        SELECT ${POST_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id
-        WHERE ${author} AND ${afterKey(decodeCursor(query.cursor), 'desc', 'p')}
-        ORDER BY ${keyOrder('desc', 'p')} LIMIT ${query.limit + 1}`
+    async list(query: PostsPageQuery) {
+      const records = await prisma.$queryRaw<PostRecord[]>(postsPageSql(query))
       return toPage(records.map(toPostRow), query.limit, toPostDto)
     },
 
