@@ -36,29 +36,37 @@ async function eventually(app: FastifyInstance, clientId: string, secret: string
 describe('the client_credentials grant', () => {
   it('needs no database query for a known client', async () => {
     const { clientId, clientSecret } = await serviceClient(ctx.app, ['users:read'])
-    expect(await status(ctx.app, clientId, clientSecret)).toBe(200)
-
-    // Another transaction holds the clients' tables: any query on them waits
-    // (and shows as waiting in pg_stat_activity) until it ends.
-    await sql.query('BEGIN')
-    await sql.query('LOCK TABLE clients, client_secrets IN ACCESS EXCLUSIVE MODE')
+    // An instance started after the client was made: no notification of its
+    // making is still on its way to forget what the first grant remembers.
+    const fresh = await buildApp()
     try {
-      const waiting = async () => {
-        const { rows } = await sql.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`
-        )
-        return rows[0]?.n ?? 0
+      await expect.poll(() => fresh.notifications.listening, { timeout: 10_000 }).toBe(true)
+      expect(await status(fresh, clientId, clientSecret)).toBe(200)
+
+      // Another transaction holds the clients' tables: any query on them waits
+      // (and shows as waiting in pg_stat_activity) until it ends.
+      await sql.query('BEGIN')
+      await sql.query('LOCK TABLE clients, client_secrets IN ACCESS EXCLUSIVE MODE')
+      try {
+        const waiting = async () => {
+          const { rows } = await sql.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`
+          )
+          return rows[0]?.n ?? 0
+        }
+        const answers = Promise.all([grant(fresh, clientId, clientSecret), grant(fresh, clientId, `${clientSecret.slice(0, -2)}xx`)])
+        const blocked = (async () => {
+          while ((await waiting()) === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+          return 'a query waited for the clients table'
+        })()
+        const outcome = await Promise.race([answers, blocked])
+        expect(outcome).not.toBe('a query waited for the clients table')
+        expect((outcome as Awaited<typeof answers>).map((answer) => answer.statusCode)).toEqual([200, 401])
+      } finally {
+        await sql.query('ROLLBACK')
       }
-      const answers = Promise.all([grant(ctx.app, clientId, clientSecret), grant(ctx.app, clientId, `${clientSecret.slice(0, -2)}xx`)])
-      const blocked = (async () => {
-        while ((await waiting()) === 0) await new Promise((resolve) => setTimeout(resolve, 10))
-        return 'a query waited for the clients table'
-      })()
-      const outcome = await Promise.race([answers, blocked])
-      expect(outcome).not.toBe('a query waited for the clients table')
-      expect((outcome as Awaited<typeof answers>).map((answer) => answer.statusCode)).toEqual([200, 401])
     } finally {
-      await sql.query('ROLLBACK')
+      await fresh.close()
     }
   })
 
