@@ -4,7 +4,10 @@
 // back and compared. Reports requests, status counts and latencies per
 // operation, and exits non-zero on any 5xx, network error, or lost or
 // changed post.
-//   npm run soak -- --seconds 300 [--url http://127.0.0.1:3000] [--clients 8]
+//   npm run soak -- --seconds 300 [--url http://127.0.0.1:3000] [--clients 8] [--json]
+// --json prints the report as one JSON object on standard output (the text
+// goes to standard error), with each 5xx and network error and when it was
+// sent and answered, for a harness that knows which of them it caused.
 // It sends real load: point it at loopback unless --allow-remote is given.
 import { randomBytes, randomUUID } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
@@ -14,6 +17,7 @@ interface Options {
   base: string
   seconds: number
   clients: number
+  json: boolean
 }
 
 interface Answer {
@@ -36,13 +40,27 @@ interface AcknowledgedPost {
 
 const PASSWORD = 'soak-test password, long enough'
 
+/** A 5xx or a network error: what, and when it was sent and answered (epoch ms). */
+interface Failure {
+  operation: string
+  status: number
+  sentAt: number
+  answeredAt: number
+  detail: string
+}
+
 /** Everything measured during the run. */
 class Stats {
   readonly latencies = new Map<string, number[]>()
   readonly statuses = new Map<string, Map<number, number>>()
   readonly unexpected: string[] = []
+  readonly failures: Failure[] = []
   networkErrors = 0
   serverErrors = 0
+
+  fail(failure: Failure) {
+    if (this.failures.length < 1000) this.failures.push(failure)
+  }
 
   record(operation: string, status: number, ms: number) {
     const list = this.latencies.get(operation) ?? []
@@ -91,6 +109,7 @@ class Client {
     }
     if (init.auth && this.tokens) headers.authorization = `Bearer ${this.tokens.access}`
     const started = performance.now()
+    const sentAt = Date.now()
     try {
       const response = await fetch(this.options.base + path, { method, headers, body, signal: AbortSignal.timeout(30_000) })
       const text = await response.text()
@@ -102,12 +121,16 @@ class Client {
       } catch {
         // not JSON: kept as text
       }
-      if (response.status >= 500) this.stats.note(`${operation}: ${response.status} ${text.slice(0, 200)}`)
+      if (response.status >= 500) {
+        this.stats.note(`${operation}: ${response.status} ${text.slice(0, 200)}`)
+        this.stats.fail({ operation, status: response.status, sentAt, answeredAt: Date.now(), detail: text.slice(0, 200) })
+      }
       return { status: response.status, body: parsed, headers: response.headers }
     } catch (error) {
       this.stats.networkErrors++
       this.stats.record(operation, 0, performance.now() - started)
       this.stats.note(`${operation}: network error ${(error as Error).message}`)
+      this.stats.fail({ operation, status: 0, sentAt, answeredAt: Date.now(), detail: (error as Error).message })
       return undefined
     }
   }
@@ -295,6 +318,41 @@ function percentile(sorted: number[], p: number) {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0
 }
 
+/** The report as data, for --json. */
+function summary(stats: Stats, seconds: number, options: Options, check: Awaited<ReturnType<typeof verify>>, failed: boolean) {
+  const operations = Object.fromEntries(
+    [...stats.latencies].map(([operation, list]) => {
+      const sorted = [...list].sort((a, b) => a - b)
+      return [
+        operation,
+        {
+          count: list.length,
+          p50: percentile(sorted, 50),
+          p95: percentile(sorted, 95),
+          p99: percentile(sorted, 99),
+          statuses: Object.fromEntries(stats.statuses.get(operation) ?? [])
+        }
+      ]
+    })
+  )
+  const requests = [...stats.latencies.values()].reduce((sum, list) => sum + list.length, 0)
+  return {
+    url: options.base,
+    clients: options.clients,
+    seconds,
+    requests,
+    operations,
+    serverErrors: stats.serverErrors,
+    networkErrors: stats.networkErrors,
+    failures: stats.failures,
+    checked: check.checked,
+    lost: check.lost,
+    changed: check.changed,
+    unexpected: stats.unexpected,
+    failed
+  }
+}
+
 function report(stats: Stats, seconds: number, options: Options, check: Awaited<ReturnType<typeof verify>>) {
   const lines: string[] = []
   const total = [...stats.latencies.values()].reduce((sum, list) => sum + list.length, 0)
@@ -331,13 +389,14 @@ function parseOptions(): Options {
       seconds: { type: 'string', default: '60' },
       url: { type: 'string', default: 'http://127.0.0.1:3000' },
       clients: { type: 'string', default: '8' },
-      'allow-remote': { type: 'boolean', default: false }
+      'allow-remote': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false }
     }
   })
   const seconds = Number(values.seconds)
   const clients = Number(values.clients)
   if (!(seconds > 0) || !Number.isInteger(clients) || clients < 1) {
-    process.stderr.write('Usage: npm run soak -- --seconds N [--url http://127.0.0.1:3000] [--clients 8] [--allow-remote]\n')
+    process.stderr.write('Usage: npm run soak -- --seconds N [--url http://127.0.0.1:3000] [--clients 8] [--allow-remote] [--json]\n')
     process.exit(2)
   }
   const url = new URL(values.url)
@@ -346,7 +405,7 @@ function parseOptions(): Options {
     process.stderr.write(`Refusing to load ${url.host}, which is not a loopback address; pass --allow-remote if it is yours to load.\n`)
     process.exit(2)
   }
-  return { base: url.origin, seconds, clients }
+  return { base: url.origin, seconds, clients, json: values.json }
 }
 
 async function main() {
@@ -354,7 +413,9 @@ async function main() {
   const stats = new Stats()
   const acknowledged = new Map<string, AcknowledgedPost>()
   const clients = Array.from({ length: options.clients }, () => new Client(options, stats, acknowledged))
-  process.stdout.write(`Soak: ${options.clients} clients against ${options.base} for ${options.seconds} s\n`)
+  // With --json, standard output carries the JSON report alone.
+  const say = (text: string) => (options.json ? process.stderr : process.stdout).write(text)
+  say(`Soak: ${options.clients} clients against ${options.base} for ${options.seconds} s\n`)
   try {
     await Promise.all(clients.map((client) => client.start()))
   } catch (error) {
@@ -372,7 +433,7 @@ async function main() {
         if (performance.now() > nextProgress) {
           nextProgress += 30_000
           const total = [...stats.latencies.values()].reduce((sum, list) => sum + list.length, 0)
-          process.stdout.write(`  ${((performance.now() - started) / 1000).toFixed(0)} s: ${total} requests, ${stats.serverErrors} 5xx\n`)
+          say(`  ${((performance.now() - started) / 1000).toFixed(0)} s: ${total} requests, ${stats.serverErrors} 5xx\n`)
         }
       }
     })
@@ -380,7 +441,8 @@ async function main() {
   const elapsed = (performance.now() - started) / 1000
   const check = await verify(options, acknowledged)
   const { text, failed } = report(stats, elapsed, options, check)
-  process.stdout.write(`\n${text}\n`)
+  say(`\n${text}\n`)
+  if (options.json) process.stdout.write(`${JSON.stringify(summary(stats, elapsed, options, check, failed))}\n`)
   process.exit(failed ? 1 : 0)
 }
 
