@@ -28,6 +28,8 @@ const login = (email: string, password: string, userAgent: string, signal?: Abor
   })
 
 async function failuresFrom(userAgent: string): Promise<number> {
+  // Audit events are written in batches: what this instance recorded so far, first.
+  await app.auditLog.flush()
   const client = new pg.Client({ connectionString: (await fileDatabase()).url })
   await client.connect()
   try {

@@ -47,6 +47,7 @@ describe('refresh token rotation', () => {
     expect((await refresh(rotated.refresh_token)).json().error).toBe('invalid_grant')
     expect((await me(rotated.access_token)).statusCode).toBe(401)
     expect((await me(user.tokens.access_token)).statusCode).toBe(401)
+    await ctx.app.auditLog.flush()
     const events = await ctx.app.prisma.auditEvent.findMany({ where: { userId: user.id, kind: 'refresh_token.reuse' } })
     expect(events).toHaveLength(1)
     const session = await ctx.app.prisma.session.findFirstOrThrow({ where: { userId: user.id } })
