@@ -129,8 +129,10 @@ describe('request lines', () => {
     level: number
     msg: string
     reqId?: string
-    req?: { method: string; url: string; remoteAddress: string }
-    res?: { statusCode: number }
+    method?: string
+    url?: string
+    remoteAddress?: string
+    statusCode?: number
     responseTime?: number
   }
 
@@ -146,8 +148,8 @@ describe('request lines', () => {
     expect(answers.map((answer) => answer.statusCode)).toEqual([200, 404, 404, 400])
 
     const written = lines.slice(before).map((line) => JSON.parse(line) as Line)
-    const requestLines = written.filter((line) => line.req !== undefined)
-    expect(requestLines.map((line) => [line.msg, line.req?.method, line.req?.url, line.res?.statusCode])).toEqual([
+    const requestLines = written.filter((line) => line.url !== undefined)
+    expect(requestLines.map((line) => [line.msg, line.method, line.url, line.statusCode])).toEqual([
       ['request completed', 'GET', '/health', 200],
       ['request completed', 'GET', '/posts/00000000-0000-4000-8000-000000000000?x=1', 404],
       ['request completed', 'GET', '/no/such/route', 404],
@@ -157,7 +159,7 @@ describe('request lines', () => {
       expect(line.level).toBe(30)
       expect(line.reqId).toMatch(/^req-/)
       expect(line.responseTime).toBeGreaterThan(0)
-      expect(line.req?.remoteAddress).toBe('127.0.0.1')
+      expect(line.remoteAddress).toBe('127.0.0.1')
     }
     expect(new Set(requestLines.map((line) => line.reqId)).size).toBe(4)
     expect(written.filter((line) => line.msg === 'incoming request')).toEqual([])
