@@ -1,6 +1,7 @@
 // Configuration: every setting comes from the environment (and a `.env` file),
 // is validated once at start, and is handed to the app as one typed object.
 // `.env.example` documents each variable; keep the two in step.
+import { isIP } from 'node:net'
 import { Type, type Static } from '@sinclair/typebox'
 import envSchema from 'env-schema'
 
@@ -16,8 +17,12 @@ export const ConfigSchema = Type.Object({
   ),
   /** Human-readable, coloured log lines (pino-pretty, a development dependency) instead of JSON. */
   LOG_PRETTY: Type.Boolean({ default: false }),
-  /** Behind a proxy, which hops to trust for the client address (false, true, a count or a list). */
+  /** Behind proxies: how many hops, or which proxy addresses, to trust for the client address. */
   TRUST_PROXY: Type.String({ default: 'false' }),
+  /** The address clients reach the service at: links in emails, cookies' Secure flag, the default token issuer. */
+  PUBLIC_URL: Type.String({ minLength: 1, default: 'http://localhost:3000' }),
+  /** Seconds a request may take to arrive (headers and body), and a connection may sit idle. */
+  REQUEST_TIMEOUT: Type.Integer({ minimum: 1, maximum: 600, default: 30 }),
 
   DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
@@ -25,8 +30,8 @@ export const ConfigSchema = Type.Object({
   EMBEDDED_PG_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
   MIGRATE_ON_START: Type.Boolean({ default: true }),
 
-  /** Public base URL of the service: the `iss` of its tokens. */
-  JWT_ISSUER: Type.String({ minLength: 1, default: 'http://localhost:3000' }),
+  /** The `iss` of its tokens; unset: PUBLIC_URL. */
+  JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'blog-api' }),
   JWT_ALGORITHM: Type.Union([Type.Literal('EdDSA'), Type.Literal('ES256'), Type.Literal('HS256')], {
     default: 'EdDSA'
@@ -46,8 +51,15 @@ export const ConfigSchema = Type.Object({
   ACCESS_TOKEN_TTL: Seconds(900, 'Lifetime of an access token'),
   SESSION_IDLE_TTL: Seconds(14 * 24 * 3600, 'A session unused for this long ends'),
   SESSION_MAX_AGE: Seconds(30 * 24 * 3600, 'A session ends this long after login, whatever its use'),
-  /** A spent refresh token presented again within this many seconds is refused without ending its session. */
-  REFRESH_REUSE_GRACE: Type.Integer({ minimum: 0, maximum: 60, default: 0 }),
+  /**
+   * A retry of the latest refresh within this many seconds gets the same new
+   * refresh token again (its answer was lost); 0: any reuse ends the session.
+   */
+  REFRESH_REUSE_GRACE: Type.Integer({ minimum: 0, maximum: 300, default: 30 }),
+  /** Keys the service's HMACs (refresh-token successors, device cookies), at least 32 bytes. */
+  APP_SECRET: Type.Optional(Type.String({ minLength: 1 })),
+  /** Earlier APP_SECRET values (comma-separated) whose device cookies are still honoured. */
+  APP_PREVIOUS_SECRETS: Type.Optional(Type.String()),
 
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 1024, default: 65536 }),
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, default: 3 }),
@@ -66,8 +78,18 @@ export const ConfigSchema = Type.Object({
   /** Requests per address per window on /auth/token and /auth/signup. */
   AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20 }),
   AUTH_RATE_LIMIT_WINDOW: Seconds(60, 'Window of the auth rate limit'),
-  /** Failed password logins for one email before it is locked out. */
+  /** Writes (posts, profile changes, client registrations) per account per window. */
+  WRITE_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 60 }),
+  WRITE_RATE_LIMIT_WINDOW: Seconds(60, 'Window of the per-account write limit'),
+  /**
+   * Failed logins before a lockout: of one account from one address (or /64),
+   * of one account on one trusted device, and of one current-password check per account.
+   */
   LOGIN_LOCKOUT_THRESHOLD: Type.Integer({ minimum: 1, maximum: 100, default: 5 }),
+  /** Failed logins of one account from untrusted devices, all addresses together, before those are locked out. */
+  LOGIN_LOCKOUT_ACCOUNT_THRESHOLD: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
+  /** How long a device stays trusted for an account after a successful login (seconds; 180 days). */
+  DEVICE_COOKIE_TTL: Seconds(180 * 24 * 3600, 'Lifetime of a device cookie'),
   LOGIN_LOCKOUT_DELAY: Seconds(30, 'First lockout; each further failure doubles it'),
   LOGIN_LOCKOUT_MAX_DELAY: Seconds(900, 'Longest lockout'),
   LOGIN_LOCKOUT_WINDOW: Seconds(900, 'Failures are forgotten this long after the last one (and its lockout)'),
@@ -75,7 +97,8 @@ export const ConfigSchema = Type.Object({
   REDIS_URL: Type.Optional(Type.String({ minLength: 1 })),
   /** Browser origins allowed to call the API (comma-separated); empty: no CORS headers. */
   CORS_ORIGINS: Type.String({ default: '' }),
-  BODY_LIMIT: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
+  /** The largest body any route accepts (a post); every other route has a smaller limit of its own. */
+  BODY_LIMIT: Type.Integer({ minimum: 1024, default: 256 * 1024 }),
 
   /** Load shedding: above any of these, requests get 503 with Retry-After (0: that check is off). */
   PRESSURE_MAX_EVENT_LOOP_DELAY: Type.Integer({ minimum: 0, default: 1000, description: 'Milliseconds of mean event loop delay' }),
@@ -91,7 +114,7 @@ export const ConfigSchema = Type.Object({
   ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 1 }))
 })
 
-export type Config = Static<typeof ConfigSchema>
+export type Config = Omit<Static<typeof ConfigSchema>, 'JWT_ISSUER'> & { JWT_ISSUER: string }
 
 /** CORS_ORIGINS as a list of exact origins. */
 export function corsOrigins(config: Config): string[] {
@@ -102,7 +125,7 @@ export function corsOrigins(config: Config): string[] {
 
 /** Reads and validates the configuration; throws an error naming each bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
-  const config = envSchema<Config>({
+  const parsed = envSchema<Static<typeof ConfigSchema>>({
     schema: ConfigSchema,
     data: env,
     // Only the given environment counts (tests pass their own); `.env` fills
@@ -110,7 +133,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     env: false,
     dotenv: env === process.env
   })
-  return { ...config, ...overrides }
+  const config: Config = { ...parsed, JWT_ISSUER: parsed.JWT_ISSUER ?? parsed.PUBLIC_URL, ...overrides }
+  trustProxy(config)
+  return config
 }
 
 /** Whether the service runs its own PostgreSQL (development mode). */
@@ -118,14 +143,33 @@ export function isEmbedded(config: Config): boolean {
   return config.DATABASE_URL === undefined
 }
 
-/** TRUST_PROXY as Fastify's `trustProxy` option: a boolean, a hop count, or addresses. */
-export function trustProxy(config: Config): boolean | string | ((address: string, hop: number) => boolean) {
+/**
+ * TRUST_PROXY as Fastify's `trustProxy` option: `false`, a hop count, or the
+ * proxies' addresses. `true` (trust every hop) is refused: with it, any
+ * client picks its own address by sending X-Forwarded-For, and with it the
+ * rate limits, the lockout and the audit trail would believe it.
+ */
+export function trustProxy(config: Pick<Config, 'TRUST_PROXY'>): false | number | string {
   const value = config.TRUST_PROXY.trim()
-  if (value === 'true') return true
-  if (value === 'false' || value === '') return false
-  if (/^\d+$/.test(value)) {
-    const hops = Number(value)
-    return (_address, hop) => hop < hops
+  if (value === 'false' || value === '' || value === '0') return false
+  if (/^\d+$/.test(value)) return Number(value)
+  if (value.toLowerCase() === 'true') {
+    throw new Error(
+      'TRUST_PROXY=true would let any client choose its address with X-Forwarded-For; give the number of proxies in front of the service (e.g. 1) or their addresses (e.g. 10.0.0.5,10.0.0.6 or 10.0.0.0/24)'
+    )
+  }
+  const invalid = value.split(',').map((item) => item.trim()).find((item) => !isAddressOrRange(item))
+  if (invalid !== undefined) {
+    throw new Error(`TRUST_PROXY: "${invalid.slice(0, 60)}" is not an address or CIDR range; give false, a hop count, or proxy addresses`)
   }
   return value
+}
+
+/** An IPv4/IPv6 address, optionally with a /prefix, or one of proxy-addr's names (loopback, linklocal, uniquelocal). */
+function isAddressOrRange(item: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(item)) return true
+  const [address = '', prefix, ...rest] = item.split('/')
+  if (rest.length > 0 || isIP(address) === 0) return false
+  if (prefix === undefined) return true
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (isIP(address) === 4 ? 32 : 128)
 }

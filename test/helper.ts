@@ -1,17 +1,18 @@
 // Builds the app for a test exactly as the server does (minus `listen`), on a
 // database of the test file's own, and closes it afterwards. Also the small
 // steps most tests share: sign up, log in, make an admin, a service client.
-import { generateKeyPairSync, randomUUID } from 'node:crypto'
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll } from 'vitest'
 import app, { serverOptions } from '../src/app.js'
 import { type Config, loadConfig } from '../src/config.js'
 import { createTestDatabase } from './database.js'
 
-// One signing key for the whole file: real Ed25519 signatures.
+// One signing key and one HMAC secret for the whole file: real Ed25519 signatures, real HMACs.
 export const TEST_PRIVATE_KEY = generateKeyPairSync('ed25519')
   .privateKey.export({ format: 'pem', type: 'pkcs8' })
   .toString()
+export const TEST_APP_SECRET = randomBytes(48).toString('base64url')
 
 let database: Promise<{ url: string; drop(): Promise<void> }> | undefined
 
@@ -33,13 +34,13 @@ export async function testConfig(overrides: Partial<Config> = {}): Promise<Confi
       DATABASE_URL: url,
       LOG_LEVEL: 'silent',
       JWT_PRIVATE_KEY: TEST_PRIVATE_KEY,
+      APP_SECRET: TEST_APP_SECRET,
       // Real argon2id, with parameters cheap enough for a test suite.
       ARGON2_MEMORY_KIB: '4096',
       ARGON2_TIME_COST: '2',
       ARGON2_PARALLELISM: '1',
-      // Limits and lockouts out of the way; their own tests set them low.
-      AUTH_RATE_LIMIT_MAX: '100000',
-      LOGIN_LOCKOUT_THRESHOLD: '100',
+      // Every limit and lockout at its default: raised limits hide bugs in limits.
+      // Simulated clients come from addresses of their own instead (clientAddress()).
       DATABASE_POOL_SIZE: '5'
     },
     overrides
@@ -78,6 +79,12 @@ export function useApp(overrides: Partial<Config> = {}) {
 }
 
 export const uniqueEmail = (label = 'user') => `${label}-${randomUUID().slice(0, 8)}@example.com`
+
+/**
+ * An address of a client of its own: the limits stay at their defaults, and
+ * each simulated client is counted apart, as separate people would be.
+ */
+export const clientAddress = () => `10.${randomBytes(3).join('.')}`
 export const PASSWORD = 'correct horse battery staple'
 
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
@@ -92,7 +99,7 @@ export interface TokenAnswer {
 
 export async function signup(fastify: FastifyInstance, input: { email?: string; password?: string; full_name?: string } = {}) {
   const body = { email: input.email ?? uniqueEmail(), full_name: input.full_name ?? 'Test User', password: input.password ?? PASSWORD }
-  const response = await fastify.inject({ method: 'POST', url: '/auth/signup', payload: body })
+  const response = await fastify.inject({ method: 'POST', url: '/auth/signup', payload: body, remoteAddress: clientAddress() })
   if (response.statusCode !== 201) throw new Error(`signup failed: ${response.statusCode} ${response.body}`)
   return { ...response.json<{ id: string; email: string }>(), password: body.password }
 }
@@ -101,11 +108,13 @@ export async function signup(fastify: FastifyInstance, input: { email?: string; 
 export function tokenRequest(
   fastify: FastifyInstance,
   form: Record<string, string>,
-  headers: Record<string, string> = {}
+  headers: Record<string, string> = {},
+  remoteAddress = clientAddress()
 ): Promise<LightMyRequestResponse> {
   return fastify.inject({
     method: 'POST',
     url: '/auth/token',
+    remoteAddress,
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
     payload: new URLSearchParams(form).toString()
   })

@@ -49,7 +49,7 @@ describe('signup', () => {
     expect(response.json()).toMatchObject({ status: 409, title: 'Conflict' })
   })
 
-  it('names each invalid field', async () => {
+  it('names the invalid field, one at a time', async () => {
     const response = await ctx.app.inject({
       method: 'POST',
       url: '/auth/signup',
@@ -57,7 +57,8 @@ describe('signup', () => {
     })
     expect(response.statusCode).toBe(400)
     const fields = (response.json().errors as Array<{ field: string }>).map((error) => error.field)
-    expect(fields).toEqual(expect.arrayContaining(['email', 'full_name']))
+    expect(fields).toHaveLength(1)
+    expect(['email', 'full_name']).toContain(fields[0])
   })
 
   it('refuses unknown properties instead of dropping them', async () => {
@@ -74,7 +75,8 @@ describe('signup', () => {
     const response = await ctx.app.inject({ method: 'POST', url: '/auth/signup', payload: { email: uniqueEmail() } })
     expect(response.statusCode).toBe(400)
     const fields = (response.json().errors as Array<{ field: string }>).map((error) => error.field)
-    expect(fields).toEqual(expect.arrayContaining(['full_name', 'password']))
+    expect(fields).toHaveLength(1)
+    expect(['full_name', 'password']).toContain(fields[0])
   })
 
   it('refuses a short password and one equal to the email', async () => {

@@ -47,7 +47,7 @@ function readPem(value: string, variable: string): string {
   return readFileSync(trimmed, 'utf8').trim()
 }
 
-function splitList(value: string | undefined): string[] {
+export function splitList(value: string | undefined): string[] {
   if (!value) return []
   // PEM blocks may be concatenated, or paths and PEMs separated by commas.
   const pems = value.match(/-----BEGIN [A-Z ]+-----[\s\S]+?-----END [A-Z ]+-----/g)
@@ -74,7 +74,7 @@ function secretKid(secret: string): string {
 }
 
 /** Reads a kept development key, or makes and keeps one (mode 0600). */
-function developmentKey(file: string, make: () => string): string {
+export function developmentKey(file: string, make: () => string): string {
   if (existsSync(file)) return readFileSync(file, 'utf8').trim()
   mkdirSync(path.dirname(file), { recursive: true })
   const value = make()

@@ -1,8 +1,8 @@
 // The OAuth2 token endpoint (RFC 6749), revocation (RFC 7009) and JWKS shapes.
 import { Type } from '@sinclair/typebox'
-import { Scope } from './common.js'
+import { Scope, Text } from './common.js'
 
-const Param = (maxLength: number, description: string) => Type.String({ maxLength, description })
+const Param = (maxLength: number, description: string) => Text({ maxLength, description })
 
 /**
  * The token request. RFC 6749 §3.2 says unknown parameters are ignored, so
@@ -10,7 +10,7 @@ const Param = (maxLength: number, description: string) => Type.String({ maxLengt
  * checked per grant, to answer with the precise RFC 6749 error.
  */
 export const TokenBody = Type.Object({
-  grant_type: Type.String({
+  grant_type: Text({
     maxLength: 100,
     description: '`password`, `refresh_token` or `client_credentials`.',
     examples: ['password']
@@ -88,9 +88,9 @@ export const OAuthErrorResponse = Type.Object(
 
 export const RevokeBody = Type.Object(
   {
-    token: Type.String({ minLength: 1, maxLength: 8192, description: 'A refresh token or an access token.' }),
+    token: Text({ minLength: 1, maxLength: 8192, description: 'A refresh token or an access token.' }),
     token_type_hint: Type.Optional(
-      Type.String({ maxLength: 50, description: '`refresh_token` or `access_token`; a hint only.' })
+      Text({ maxLength: 50, description: '`refresh_token` or `access_token`; a hint only.' })
     )
   },
   { examples: [{ token: 'bapi_rt_3q2-7wEXAMPLEexampleEXAMPLEexampleEXAMPLEex', token_type_hint: 'refresh_token' }] }

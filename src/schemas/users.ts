@@ -1,12 +1,12 @@
 // Users: the public shape of an account and the bodies that change one.
 import { Type, type Static } from '@sinclair/typebox'
-import { refTo, Cursor, Email, Id, Limit, Timestamp } from './common.js'
+import { refTo, Cursor, Email, Id, Limit, Text, Timestamp } from './common.js'
 
 export const Role = Type.Union([Type.Literal('user'), Type.Literal('admin')])
 
-export const FullName = Type.String({ minLength: 1, maxLength: 200, examples: ['Ada Lovelace'] })
+export const FullName = Text({ minLength: 1, maxLength: 200, examples: ['Ada Lovelace'] })
 /** Length rules beyond these bounds (the configured minimum) are checked by the password policy. */
-export const Password = Type.String({ minLength: 1, maxLength: 1024, examples: ['correct horse battery staple'] })
+export const Password = Text({ minLength: 1, maxLength: 1024, examples: ['correct horse battery staple'] })
 
 export const User = Type.Object(
   {
@@ -44,8 +44,21 @@ export const SignupBody = Type.Object(
 )
 
 export const UpdateMeBody = Type.Object(
-  { full_name: Type.Optional(FullName), email: Type.Optional(Email) },
-  { additionalProperties: false, minProperties: 1, examples: [{ full_name: 'Ada King' }] }
+  {
+    full_name: Type.Optional(FullName),
+    email: Type.Optional(Email),
+    current_password: Type.Optional({ ...Password, description: 'Required to change `email`.' })
+  },
+  {
+    additionalProperties: false,
+    minProperties: 1,
+    examples: [{ full_name: 'Ada King' }, { email: 'ada.king@example.com', current_password: 'correct horse battery staple' }]
+  }
+)
+
+export const DeleteMeBody = Type.Object(
+  { current_password: Password },
+  { additionalProperties: false, examples: [{ current_password: 'correct horse battery staple' }] }
 )
 
 export const ChangePasswordBody = Type.Object(

@@ -19,12 +19,12 @@ declare module 'fastify' {
 
 export default fp(
   async function repositoriesPlugin(fastify) {
-    const sessions = createSessionsRepository(fastify.prisma, fastify.revocations, fastify.config)
+    const sessions = createSessionsRepository(fastify.prisma, fastify.revocations, fastify.config, fastify.appSecret)
     fastify.decorate('sessionsRepository', sessions)
     fastify.decorate('usersRepository', createUsersRepository(fastify.prisma, sessions))
     fastify.decorate('postsRepository', createPostsRepository(fastify.prisma))
     fastify.decorate('clientsRepository', createClientsRepository(fastify.prisma, sessions))
     fastify.decorate('auditLog', createAuditLog(fastify.prisma, fastify.log))
   },
-  { name: 'repositories', dependencies: ['prisma', 'revocations', 'config'] }
+  { name: 'repositories', dependencies: ['prisma', 'revocations', 'config', 'app-secret'] }
 )

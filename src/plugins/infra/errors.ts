@@ -22,9 +22,12 @@ interface ValidationIssue {
   message?: string
 }
 
+/** At most this many field errors in an answer, however many a request has. */
+const MAX_FIELD_ERRORS = 5
+
 /** Names the offending field of each schema violation ("title", "limit", "body"). */
 export function fieldErrors(validation: ValidationIssue[], context: string | undefined): FieldError[] {
-  return validation.map((issue) => {
+  return validation.slice(0, MAX_FIELD_ERRORS).map((issue) => {
     const path = issue.instancePath.split('/').filter(Boolean)
     const missing = issue.params.missingProperty ?? issue.params.additionalProperty
     if (typeof missing === 'string') path.push(missing)
