@@ -9,7 +9,7 @@ import type { LightMyRequestResponse } from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { encodeCursor } from '../src/repositories/cursor.js'
 import { percentEncode } from './fuzz-values.js'
-import { adminWithToken, basicAuth, clientAddress, PASSWORD, serviceClient, tokenRequest, uniqueEmail, useApp, userWithToken } from './helper.js'
+import { adminWithToken, basicAuth, clientAddress, PASSWORD, serviceClient, uniqueEmail, useApp, userWithToken } from './helper.js'
 
 const ctx = useApp()
 
