@@ -12,12 +12,12 @@
 //   npm run bench -- --quick    a short sanity run; prints the tables, writes nothing
 //   npm run bench -- --out FILE write the results into FILE instead
 //   npm run bench -- --only anonymous,authenticated   some cases only (see `specs`,
-//                               and bound, flood, memory); prints, writes nothing
+//                               and bound, flood, hostile, memory); prints, writes nothing
 //   npm run bench -- --profile  also write a CPU profile of the service (.data/bench-profiles)
 //   npm run bench -- --only memory --soak 1800   the memory run alone, for 30 minutes
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -50,6 +50,10 @@ const plan = quick
 if (soakSeconds !== undefined && soakSeconds > 0) plan.soak = soakSeconds
 const READ_CONNECTIONS = 50
 const LOGIN_CONNECTIONS = 8
+const BYSTANDER_CONNECTIONS = 10
+const HOSTILE_CONNECTIONS = 20
+/** Unknown properties in the hostile body: as many as fit under the posts' 256 KiB body limit. */
+const HOSTILE_PROPERTIES = 15_000
 const REFRESH_CONNECTIONS = 10
 /** Sessions logged in before the run: the refresh grant's pool of tokens. */
 const REFRESH_SESSIONS = 3 * REFRESH_CONNECTIONS
@@ -57,6 +61,12 @@ const PASSWORD = 'correct horse battery staple'
 const EMAIL = 'bench@example.com'
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`)
+
+/** A valid post padded with unknown properties: the most work a body can ask of the validator. */
+function hostileBody(): string {
+  const padding = Object.fromEntries(Array.from({ length: HOSTILE_PROPERTIES }, (_, i) => [`p${i}`, i]))
+  return JSON.stringify({ title: 'Hostile', content: 'Hostile', ...padding })
+}
 
 // ---------------------------------------------------------------- processes
 
@@ -109,7 +119,15 @@ async function waitForHttp(url: string, init: RequestInit = {}, timeoutMs = 60_0
 
 /** Runs one autocannon load in a process of its own; resolves with its result. */
 async function load(spec: LoadSpec): Promise<LoadResult> {
-  const output = await runNode('bench/load.ts', [JSON.stringify(spec)])
+  // In a file: a large body would not fit in an argument (E2BIG).
+  const specFile = path.join(os.tmpdir(), `bench-load-${process.pid}-${randomBytes(6).toString('hex')}.json`)
+  writeFileSync(specFile, JSON.stringify(spec))
+  let output: string
+  try {
+    output = await runNode('bench/load.ts', [specFile])
+  } finally {
+    rmSync(specFile, { force: true })
+  }
   const line = output.split('\n').pop()
   if (!line) throw new Error('load run printed no result')
   return JSON.parse(line) as LoadResult
@@ -218,7 +236,7 @@ async function main() {
 
   const database = await startEmbeddedPostgres({ dataDir: '', persistent: false })
   await applyMigrations(database.url)
-  const [appPort, uncachedPort, ceilingPort, peerPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
+  const [appPort, uncachedPort, guardedPort, ceilingPort, peerPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()]
   const secret = randomBytes(48).toString('base64url')
   const jwtEnv = { JWT_ALGORITHM: 'HS256', JWT_SECRET: secret, JWT_ISSUER: 'http://localhost:3000', JWT_AUDIENCE: 'blog-api' }
 
@@ -228,27 +246,32 @@ async function main() {
     HOST: '127.0.0.1',
     LOG_LEVEL: 'silent',
     MIGRATE_ON_START: 'false',
-    // The login cases measure hashing, not the per-address rate limit, nor
-    // the per-account lockout (which counts logins in flight for one account).
-    AUTH_RATE_LIMIT_MAX: '1000000000',
-    LOGIN_LOCKOUT_THRESHOLD: '100'
+    APP_SECRET: randomBytes(48).toString('base64url')
   }
-  const appProcess = startProcess('the service', 'src/server.ts', { ...serviceEnv, PORT: String(appPort) },
+  // The login cases measure hashing, not the per-address rate limit, nor the
+  // per-account lockout (which counts logins in flight for one account); the
+  // write cases measure writing, not the per-account write limit.
+  const unlimited = { AUTH_RATE_LIMIT_MAX: '1000000000', LOGIN_LOCKOUT_THRESHOLD: '100', WRITE_RATE_LIMIT_MAX: '1000000000' }
+  const appProcess = startProcess('the service', 'src/server.ts', { ...serviceEnv, ...unlimited, PORT: String(appPort) },
     profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])
   // A second instance on the same database with the post cache off: every
   // read is a database round trip, as in the peer.
-  startProcess('the service without its post cache', 'src/server.ts', { ...serviceEnv, PORT: String(uncachedPort), POST_CACHE_MB: '0' })
+  startProcess('the service without its post cache', 'src/server.ts', { ...serviceEnv, ...unlimited, PORT: String(uncachedPort), POST_CACHE_MB: '0' })
+  // A third with every limit at its default, for the attack cases.
+  startProcess('the service at its default limits', 'src/server.ts', { ...serviceEnv, PORT: String(guardedPort) })
   startProcess('the ceiling', 'bench/ceiling.ts', { PORT: String(ceilingPort) })
   startProcess('the peer', 'bench/peer/server.ts', { ...jwtEnv, DATABASE_URL: database.url, PORT: String(peerPort) })
 
   try {
     const app = `http://127.0.0.1:${appPort}`
     const uncached = `http://127.0.0.1:${uncachedPort}`
+    const guarded = `http://127.0.0.1:${guardedPort}`
     const ceiling = `http://127.0.0.1:${ceilingPort}`
     const peer = `http://127.0.0.1:${peerPort}`
     await Promise.all([
       waitForHttp(`${app}/health`),
       waitForHttp(`${uncached}/health`),
+      waitForHttp(`${guarded}/health`),
       waitForHttp(`${ceiling}/`),
       waitForHttp(`${peer}/posts/none`)
     ])
@@ -320,6 +343,18 @@ async function main() {
           headers: auth,
           body: JSON.stringify({ title: 'Benchmark', content: 'Written under load.' })
         }
+      },
+      bystander: {
+        label: `\`GET /posts?limit=20\`, a bystander at the default limits (${BYSTANDER_CONNECTIONS} connections)`,
+        spec: { ...base, connections: BYSTANDER_CONNECTIONS, url: `${guarded}/posts?limit=20` }
+      },
+      hostile: {
+        label: `\`POST /posts\` with ${HOSTILE_PROPERTIES.toLocaleString('en')} unknown properties from one account (${HOSTILE_CONNECTIONS} connections)`,
+        spec: { ...base, connections: HOSTILE_CONNECTIONS, url: `${guarded}/posts`, method: 'POST', headers: auth, body: hostileBody() }
+      },
+      hostileUnlimited: {
+        label: 'the same with the write limit off (the cost of the bodies themselves)',
+        spec: { ...base, connections: HOSTILE_CONNECTIONS, url: `${app}/posts`, method: 'POST', headers: auth, body: hostileBody() }
       },
       password: {
         label: `\`POST /auth/token\`, password grant (${LOGIN_CONNECTIONS} connections)`,
@@ -405,6 +440,20 @@ async function main() {
     }
 
     if (wanted('refresh')) await measure('refresh')
+
+    // The worst body a client can send (the largest route limit, filled with
+    // unknown properties) arriving from many connections, while a bystander
+    // lists posts: its p99 against its p99 alone, alternating.
+    if (wanted('hostile')) {
+      for (let round = 0; round < Math.min(plan.rounds, 3); round++) {
+        record('bystander', await load(specs.bystander!.spec))
+        const [underAttack, attack] = await Promise.all([load(specs.bystander!.spec), load(specs.hostile!.spec)])
+        record('bystanderUnderAttack', underAttack)
+        record('hostile', attack)
+      }
+      // What each such body costs when nothing stops it early: the rate at which one instance refuses them.
+      record('hostileUnlimited', await load(specs.hostileUnlimited!.spec))
+    }
 
     // Memory over a longer mixed run: reads, writes and logins at once.
     const pid = appProcess.pid ?? 0
@@ -507,7 +556,7 @@ function renderReport({ measured, bound, turnBound, bounds, turnBounds, samples,
   }
 
   const rows = [...measured.values()]
-    .filter((entry) => !entry.name.startsWith('flood'))
+    .filter((entry) => !entry.name.startsWith('flood') && !['bystanderUnderAttack', 'hostile', 'hostileUnlimited'].includes(entry.name))
     .map((entry) => {
       const r = entry.runs
       const ceilingShare = rps(entry.name) / rps('ceiling')
@@ -524,6 +573,20 @@ function renderReport({ measured, bound, turnBound, bounds, turnBounds, samples,
   const turnShare = ratioTo('password', turnBounds)
   const floodP99 = p99('floodReads')
   const floodFactor = floodP99 / authP99
+  const bystanderP99 = p99('bystander')
+  const attackedP99 = p99('bystanderUnderAttack')
+  const attackFactor = median(runs('bystanderUnderAttack').map((run, i) => run.p99 / (runs('bystander')[i]?.p99 ?? NaN)))
+  const hostileRuns = runs('hostile')
+  const unlimitedRun = runs('hostileUnlimited')[0]
+  const statuses = (list: LoadResult[]) =>
+    Object.entries(
+      list.reduce<Record<string, number>>((sum, run) => {
+        for (const [code, count] of Object.entries(run.statuses)) sum[code] = (sum[code] ?? 0) + count
+        return sum
+      }, {})
+    )
+      .map(([code, count]) => `${count} × ${code}`)
+      .join(', ')
 
   // After a warm-up (the first quarter), the mean of the first and of the
   // last tenth of the samples, and the trend over all of them.
@@ -549,6 +612,7 @@ function renderReport({ measured, bound, turnBound, bounds, turnBounds, samples,
     `| Password grant ÷ raw argon2 bound (${bound.inFlight} in flight) | ≥ 90 % | ${percent(loginShare)} | ${met(loginShare >= 0.9)} |`,
     `| (for reference) password grant ÷ argon2 with the service's ${turnBound.inFlight} hash(es) at once | | ${percent(turnShare)} | |`,
     `| Authenticated reads' p99 while logins flood in ÷ unloaded p99 | ≤ 2× | ${fixed(floodP99, 1)} ÷ ${fixed(authP99, 1)} ms = ${fixed(floodFactor, 2)}× | ${met(floodFactor <= 2)} |`,
+    `| A bystander's p99 while ${HOSTILE_CONNECTIONS} connections send ${HOSTILE_PROPERTIES.toLocaleString('en')}-property bodies ÷ its p99 alone | ≤ 2× | ${fixed(attackedP99, 1)} ÷ ${fixed(bystanderP99, 1)} ms = ${fixed(attackFactor, 2)}× | ${met(attackFactor <= 2)} |`,
     `| RSS growth after warm-up over a ${plan.soak} s mixed run | flat (< 5 %) | ${fixed(growth, 1)} MiB (${percent(growthShare)}); trend ${fixed(slopePerMinute(warm, total), 2)} MiB/min | ${met(growthShare < 0.05)} |`
   ]
 
@@ -579,6 +643,9 @@ function renderReport({ measured, bound, turnBound, bounds, turnBounds, samples,
     ),
     `| Authenticated \`GET /posts/{id}\` while logins flood in | ${fixed(rps('floodReads'))} | ${fixed(median(runs('floodReads').map((x) => x.p50)), 1)} | ${fixed(floodP99, 1)} | | 1 | |`,
     `| Password grant during that flood | ${fixed(floodLogins?.rps ?? NaN, 1)} | ${fixed(floodLogins?.p50 ?? NaN, 1)} | ${fixed(floodLogins?.p99 ?? NaN, 1)} | | 1 | |`,
+    `| The bystander while hostile bodies arrive | ${fixed(rps('bystanderUnderAttack'))} | ${fixed(median(runs('bystanderUnderAttack').map((x) => x.p50)), 1)} | ${fixed(attackedP99, 1)} | | ${runs('bystanderUnderAttack').length} | |`,
+    `| ${measured.get('hostile')?.label ?? 'hostile'}: ${statuses(hostileRuns)} | ${fixed(median(hostileRuns.map((x) => x.requests / plan.duration)))} | ${fixed(median(hostileRuns.map((x) => x.p50)), 1)} | ${fixed(p99('hostile'), 1)} | | ${hostileRuns.length} | |`,
+    `| The same bodies with the write limit off, all answered 400: ${fixed(unlimitedRun ? (1000 / (unlimitedRun.requests / plan.duration)) * os.availableParallelism() : NaN, 1)} ms of CPU each at most | ${fixed(unlimitedRun ? unlimitedRun.requests / plan.duration : NaN)} | ${fixed(unlimitedRun?.p50 ?? NaN, 1)} | ${fixed(unlimitedRun?.p99 ?? NaN, 1)} | | 1 | |`,
     '',
     '### Targets',
     '',

@@ -149,7 +149,9 @@ describe('the hashing process comes and goes with the app', () => {
 
   it('closing the app in the middle of a hash answers that signup 503 and leaves no process', async () => {
     const before = hashingChildren()
-    const app = await buildApp({ ARGON2_MEMORY_KIB: 65536, ARGON2_TIME_COST: 2, ARGON2_PARALLELISM: 1 })
+    // A hash of seconds, not milliseconds: on a loaded machine a short one could end
+    // between noticing it started and closing the app.
+    const app = await buildApp({ ARGON2_MEMORY_KIB: 65536, ARGON2_TIME_COST: 40, ARGON2_PARALLELISM: 1 })
     await signup(app)
     const child = newChild(before)
     const idle = cpuTicks(child)

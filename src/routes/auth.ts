@@ -54,7 +54,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       if (weak.length > 0) throw badRequest('The password does not meet the policy.', weak)
       const user = await users.create({ email, fullName, passwordHash: await passwords.hash(password, whileClientWaits(reply)) })
       await auditLog.record('user.signup', request, { userId: user.id })
-      return reply.code(201).header('location', `/users/${user.id}`).send(user)
+      // The account is personal data: no cache keeps it.
+      return reply.code(201).header('location', `/users/${user.id}`).header('cache-control', 'no-store').send(user)
     }
   )
 

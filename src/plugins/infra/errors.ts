@@ -146,6 +146,16 @@ export function frameworkErrors(error: FastifyError, _request: FastifyRequest, r
 export default fp(
   async function errorsPlugin(fastify) {
     fastify.setErrorHandler(handleError)
+    // A request refused before its body was read (a rate limit, a missing
+    // token, a body over the limit) closes its connection: to keep it open,
+    // Node would read and throw away the rest of the body, and a client could
+    // make the service read bodies as fast as it can send them, past every
+    // limit, at the cost of every other request.
+    fastify.addHook('onSend', async (request, reply) => {
+      const { headers } = request
+      const hasBody = headers['transfer-encoding'] !== undefined || (headers['content-length'] ?? '0') !== '0'
+      if (reply.statusCode >= 400 && hasBody && request.raw.complete === false) reply.header('connection', 'close')
+    })
     fastify.setNotFoundHandler((request, reply) =>
       sendProblem(reply, 404, `No route for ${request.method} ${request.url.split('?')[0]}.`)
     )
