@@ -16,7 +16,7 @@ import { auditActor } from '../repositories/audit.js'
 const tokenDescription = `The OAuth2 token endpoint (RFC 6749). Send \`application/x-www-form-urlencoded\` (JSON is accepted too).
 
 - \`grant_type=password\`: \`username\` (the email), \`password\`, optional \`scope\` → access and refresh token.
-- \`grant_type=refresh_token\`: \`refresh_token\`, optional narrower \`scope\` → a new access token and a **new** refresh token; the old one is spent, and presenting it again ends the session.
+- \`grant_type=refresh_token\`: \`refresh_token\`, optional narrower \`scope\` → a new access token and a **new** refresh token; the old one is spent. Only the client the token was issued to may redeem it (authenticated, if confidential). A retry of the latest refresh within \`REFRESH_REUSE_GRACE\` seconds gets the same new refresh token again; presenting an older one ends the session.
 - \`grant_type=client_credentials\`: client authentication (HTTP Basic or \`client_id\`/\`client_secret\`), optional \`scope\` → access token only.`
 
 const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
