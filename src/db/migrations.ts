@@ -212,8 +212,11 @@ async function withScratchServer<T>(serverUrl: string | undefined, use: (serverU
   }
 }
 
+// A server that drops packets would otherwise keep a start waiting forever.
+const CONNECT_TIMEOUT_MS = 10_000
+
 async function withAdvisoryLock<T>(databaseUrl: string, use: () => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: databaseUrl })
+  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: CONNECT_TIMEOUT_MS })
   client.on('error', () => {}) // a dropped connection surfaces through the queries below
   await client.connect()
   try {
