@@ -2,7 +2,7 @@
 // refresh_token and client_credentials grants), RFC 7009 revocation, logout.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { badRequest, clientClosedRequest, OAuthError } from '../lib/errors.js'
+import { badRequest, clientClosedRequest, OAuthError, ProblemError } from '../lib/errors.js'
 import { REFRESH_TOKEN_PREFIX } from '../lib/opaque-tokens.js'
 import type { Principal } from '../plugins/infra/jwt.js'
 import { grantScopes, parseScope, scopesForRole } from '../lib/scopes.js'
@@ -84,6 +84,24 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { usersRepository: users, sessionsRepository: sessions, clientsRepository: clients, auditLog } = fastify
   const { passwords, tokens, config, loginThrottle } = fastify
   const rateLimit = { max: config.AUTH_RATE_LIMIT_MAX, timeWindow: config.AUTH_RATE_LIMIT_WINDOW * 1000 }
+
+  // What an operator pages on: a wave of failures or lockouts is a guessing
+  // attack; any refresh-token reuse is a stolen token (or a client bug).
+  const logins = fastify.metrics.counter({
+    name: 'blog_api_logins_total',
+    help: 'Password logins by outcome: success; failure (wrong email or password, or inactive account); locked (refused while the email is locked out); unavailable (the lockout store is down).',
+    labelNames: ['outcome']
+  })
+  // Every outcome is exported from the start (at 0), so rates over it exist before the first of each.
+  for (const outcome of ['success', 'failure', 'locked', 'unavailable']) logins.inc({ outcome }, 0)
+  const lockouts = fastify.metrics.counter({
+    name: 'blog_api_login_lockouts_total',
+    help: 'Failed logins that locked their email out (a first lockout, or a doubling of one).'
+  })
+  const refreshReuse = fastify.metrics.counter({
+    name: 'blog_api_refresh_token_reuse_total',
+    help: 'Spent refresh tokens presented again; each ended its session as stolen.'
+  })
 
   /** A user's token ends its whole session; a service client's token is revoked alone. */
   const endCallerSession = (principal: Principal, reason: 'logout' | 'revoked') =>
@@ -169,17 +187,23 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
             throw new OAuthError('invalid_request', 'The password grant needs "username" and "password".')
           }
           // Before any lookup or verification: a locked-out email costs the attacker nothing but a 429.
-          const lockSeconds = await loginThrottle.attempt(body.username)
+          const lockSeconds = await loginThrottle.attempt(body.username).catch((error: unknown) => {
+            logins.inc({ outcome: error instanceof ProblemError && error.statusCode === 429 ? 'locked' : 'unavailable' })
+            throw error
+          })
           const account = await users.findCredentials(body.username)
           const check = await passwords.verify(account?.passwordHash, body.password, whileClientWaits(reply))
           if (!account || !check.valid || !account.isActive) {
+            logins.inc({ outcome: 'failure' })
             await auditLog.record('login.failure', request, { userId: account?.id })
             if (lockSeconds > 0) {
+              lockouts.inc()
               await auditLog.record('login.locked', request, { userId: account?.id, details: { lock_seconds: lockSeconds } })
             }
             throw new OAuthError('invalid_grant', 'The email or password is incorrect.')
           }
           await loginThrottle.succeeded(body.username)
+          logins.inc({ outcome: 'success' })
           const scope = grantScopes(body.scope, scopesForRole(account.role))
           if (check.needsRehash) await users.rehash(account.id, await passwords.hash(body.password))
           // Records `login.success` with the session, in the same statement.
@@ -203,6 +227,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
           if (!body.refresh_token) throw new OAuthError('invalid_request', 'The refresh_token grant needs "refresh_token".')
           const result = await sessions.rotate(body.refresh_token, parseScope(body.scope))
           if (result.outcome === 'reused') {
+            refreshReuse.inc()
             await auditLog.record('refresh_token.reuse', request, { userId: result.userId, sessionId: result.sessionId })
           }
           if (result.outcome !== 'rotated') {
