@@ -134,15 +134,18 @@ const SECRET_VARIABLE = /SECRET|PASSWORD|_TOKEN$|_KEYS?$|_URL$/
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
   const data = env === process.env ? { ...withoutEmpty(readDotenv()), ...withoutEmpty(env) } : withoutEmpty(env)
-  let config: Config
+  let config: Config | undefined
+  const problems: string[] = []
   try {
-    config = envSchema<Config>({ schema: ConfigSchema, data, env: false, dotenv: false })
+    config = { ...envSchema<Config>({ schema: ConfigSchema, data, env: false, dotenv: false }), ...overrides }
   } catch (error) {
-    throw new ConfigError(schemaProblems(error, data))
+    problems.push(...schemaProblems(error, data))
   }
-  config = { ...config, ...overrides }
-  const problems = crossChecks(config)
-  if (problems.length > 0) throw new ConfigError(problems)
+  problems.push(...connectionProblems({ ...data, ...overrides }))
+  if (config?.LOG_PRETTY && !resolvable('pino-pretty')) {
+    problems.push('LOG_PRETTY=true needs pino-pretty, a development dependency that this install lacks: leave LOG_PRETTY unset')
+  }
+  if (config === undefined || problems.length > 0) throw new ConfigError(problems)
   return withDatabasePassword(config)
 }
 
@@ -196,19 +199,25 @@ function acceptedValues(schema: TSchema): string | undefined {
   return undefined
 }
 
-/** What the schema alone cannot say: the shape of URLs, and settings that only make sense together. */
-function crossChecks(config: Config): string[] {
+interface ConnectionSettings {
+  DATABASE_URL?: string
+  DATABASE_PASSWORD?: string
+  REDIS_URL?: string
+}
+
+/** What the schema alone cannot say: the shape of the URLs, and a password given twice or for nothing. */
+function connectionProblems({ DATABASE_URL: databaseUrl, DATABASE_PASSWORD: password, REDIS_URL: redisUrl }: ConnectionSettings): string[] {
   const problems: string[] = []
-  if (config.DATABASE_URL !== undefined) {
-    const problem = databaseUrlProblem(config.DATABASE_URL)
+  if (databaseUrl !== undefined) {
+    const problem = databaseUrlProblem(databaseUrl)
     if (problem) problems.push(`DATABASE_URL ${problem}`)
-    else if (config.DATABASE_PASSWORD !== undefined && new URL(config.DATABASE_URL).password !== '') {
+    else if (password !== undefined && new URL(databaseUrl).password !== '') {
       problems.push('DATABASE_PASSWORD is set, but DATABASE_URL has a password too: give it in one of them')
     }
-  } else if (config.DATABASE_PASSWORD !== undefined) {
+  } else if (password !== undefined) {
     problems.push('DATABASE_PASSWORD is set without DATABASE_URL: it is the password of the server that DATABASE_URL names')
   }
-  if (config.REDIS_URL !== undefined && !/^rediss?:$/.test(parsedUrl(config.REDIS_URL)?.protocol ?? '')) {
+  if (redisUrl !== undefined && !/^rediss?:$/.test(parsedUrl(redisUrl)?.protocol ?? '')) {
     problems.push('REDIS_URL must be a Redis URL such as redis://localhost:6379 (or rediss:// for TLS)')
   }
   return problems
@@ -230,6 +239,15 @@ function databaseUrlProblem(value: string): string | undefined {
     return 'has a user or password with a "%" that is not percent-encoding: write it as %25, or give the password in DATABASE_PASSWORD'
   }
   return undefined
+}
+
+function resolvable(specifier: string): boolean {
+  try {
+    import.meta.resolve(specifier)
+    return true
+  } catch {
+    return false
+  }
 }
 
 function parsedUrl(value: string): URL | undefined {
