@@ -5,6 +5,10 @@
 // against PostgreSQL, with the database password given apart from the URL
 // (it holds characters a URL would need encoded) and the signing key in a
 // file, as Compose passes them.
+//
+// The install and the build take most of a minute of CPU, so this file runs
+// in CI (CI=true) and when asked (TEST_PRODUCTION=1), and says it skipped
+// otherwise.
 import { spawn } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
 import { existsSync } from 'node:fs'
@@ -19,6 +23,11 @@ import { createTestDatabase } from './database.js'
 import { PASSWORD, uniqueEmail } from './helper.js'
 
 const ROOT = join(import.meta.dirname, '..')
+const enabled = Boolean(process.env.CI) || process.env.TEST_PRODUCTION === '1'
+
+if (!enabled) {
+  console.warn('\n  SKIPPED test/production.test.ts (a production install and build, about a minute): runs in CI, or with TEST_PRODUCTION=1\n')
+}
 
 interface Run {
   code: number | null
@@ -42,7 +51,7 @@ function containerEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production', ...extra }
 }
 
-describe('the production install, started as the image starts it', () => {
+describe.runIf(enabled)('the production install, started as the image starts it', () => {
   let app: string
   let setup: { build: Run; install: Run }
 
