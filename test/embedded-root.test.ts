@@ -45,7 +45,7 @@ describe.runIf(isRoot)('npm start as root in a clone under a 0700 folder', () =>
     delete inherited.EMBEDDED_PG_DIR
     const server = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
       cwd: clone,
-      env: { ...inherited, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn' },
+      env: { ...inherited, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', PRESSURE_MAX_EVENT_LOOP_DELAY: '0' },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     let output = ''
