@@ -31,6 +31,7 @@ export const passwordGrant: Grant = async ({ fastify, request, body, reply, clie
     const account = await users.findCredentials(username)
     const check = await passwords.verify(account?.passwordHash, password, signal)
     if (!account || !check.valid || !account.isActive) {
+      attempt.failed()
       await auditLog.record('login.failure', request, { userId: account?.id })
       if (attempt.lockSeconds > 0) {
         await auditLog.record('login.locked', request, { userId: account?.id, details: { lock_seconds: attempt.lockSeconds } })
