@@ -46,6 +46,10 @@ export async function testConfig(overrides: Partial<Config> = {}): Promise<Confi
       // block its loop past the threshold and shed the next request. Its own tests
       // (under-pressure.test.ts) set it explicitly.
       PRESSURE_MAX_EVENT_LOOP_DELAY: '0',
+      // Hashes under SCHED_IDLE run only when no other process wants the CPU: on a
+      // CI box running many test files at once, a test's logins would wait for all
+      // of them. The policy itself is tested in password-hashing.test.ts.
+      ARGON2_IDLE_SCHEDULING: 'false',
       DATABASE_POOL_SIZE: '5'
     },
     overrides
