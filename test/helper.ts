@@ -8,11 +8,12 @@ import app, { serverOptions } from '../src/app.js'
 import { type Config, loadConfig } from '../src/config.js'
 import { createTestDatabase } from './database.js'
 
-// One signing key and one HMAC secret for the whole file: real Ed25519 signatures, real HMACs.
+// One signing key, one HMAC secret and one encryption key for the whole file: real Ed25519 signatures, real HMACs, real AES-GCM.
 export const TEST_PRIVATE_KEY = generateKeyPairSync('ed25519')
   .privateKey.export({ format: 'pem', type: 'pkcs8' })
   .toString()
 export const TEST_APP_SECRET = randomBytes(48).toString('base64url')
+export const TEST_MFA_KEY = randomBytes(32).toString('base64')
 
 let database: Promise<{ url: string; drop(): Promise<void> }> | undefined
 
@@ -35,6 +36,7 @@ export async function testConfig(overrides: Partial<Config> = {}): Promise<Confi
       LOG_LEVEL: 'silent',
       JWT_PRIVATE_KEY: TEST_PRIVATE_KEY,
       APP_SECRET: TEST_APP_SECRET,
+      MFA_ENCRYPTION_KEY: TEST_MFA_KEY,
       // Real argon2id, with parameters cheap enough for a test suite.
       ARGON2_MEMORY_KIB: '4096',
       ARGON2_TIME_COST: '2',
