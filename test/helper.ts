@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fast
 import { afterAll, beforeAll } from 'vitest'
 import app, { serverOptions } from '../src/app.js'
 import { type Config, loadConfig } from '../src/config.js'
+import type { PasswordManager } from '../src/plugins/app/passwords.js'
 import { createTestDatabase } from './database.js'
 
 // One signing key, one HMAC secret and one encryption key for the whole file: real Ed25519 signatures, real HMACs, real AES-GCM.
@@ -164,4 +165,27 @@ export function decodeJwt(token: string) {
     header: JSON.parse(Buffer.from(header ?? '', 'base64url').toString()) as Record<string, unknown>,
     claims: JSON.parse(Buffer.from(payload ?? '', 'base64url').toString()) as Record<string, unknown>
   }
+}
+
+/**
+ * Holds the next password verification once argon2 has answered: `arrived`
+ * resolves when a login is waiting there, `release` lets it go on. A race
+ * made deterministic: a change of the account lands exactly in the window an
+ * attacker aims at, between the password check and the session's write.
+ */
+export function holdNextVerification(fastify: FastifyInstance) {
+  const manager: PasswordManager = fastify.passwords
+  const original = manager.verify.bind(manager)
+  let release = () => {}
+  let arrive = () => {}
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  const arrived = new Promise<void>((resolve) => (arrive = resolve))
+  manager.verify = async (...args) => {
+    manager.verify = original
+    const result = await original(...args)
+    arrive()
+    await gate
+    return result
+  }
+  return { arrived, release }
 }
