@@ -620,3 +620,24 @@ describe('the audit trail', () => {
     for (const code of user.recoveryCodes) expect(audit.body).not.toContain(code)
   })
 })
+
+describe('the docs page', () => {
+  it('documents the MFA routes, the mfa-otp grant and the mfa_required answer', async () => {
+    const document = (await ctx.app.inject({ method: 'GET', url: '/docs/json' })).json<{
+      paths: Record<string, Record<string, { tags?: string[]; description?: string; responses: Record<string, { content?: Record<string, { schema?: { properties?: Record<string, unknown> } }> }> }>>
+      info: { description: string }
+    }>()
+    for (const [path, method] of [
+      ['/users/me/mfa/totp', 'post'],
+      ['/users/me/mfa/totp/confirm', 'post'],
+      ['/users/me/mfa/recovery-codes', 'post'],
+      ['/users/me/mfa/totp', 'delete']
+    ] as const) {
+      expect(document.paths[path]?.[method]?.tags, `${method} ${path}`).toEqual(['Multi-factor sign-in'])
+    }
+    const token = document.paths['/auth/token']?.post
+    expect(token?.description).toContain('urn:blog-api:grant-type:mfa-otp')
+    expect(Object.keys(token?.responses['403']?.content?.['application/json']?.schema?.properties ?? {})).toEqual(['error', 'error_description', 'mfa_token'])
+    expect(document.info.description).toMatch(/MFA.*authorization-code flow/s)
+  })
+})
