@@ -175,6 +175,15 @@ export default fp<{ developmentDir?: string }>(
         const counted = await repository.countAttempt(challenge.id, MFA_CHALLENGE_MAX_CODES, now)
         if (counted === undefined) return { outcome: 'invalid_token' }
         const match = service.matchCode({ userId: challenge.userId, secret: challenge.secret, lastUsedStep: challenge.lastUsedStep }, code, { recoveryCodes: true })
+        const refused = async (): Promise<RedeemOutcome<never>> => {
+          await fail({ reason: 'wrong_code', ...(match ? { method: match.method } : {}), attempts: counted })
+          if (attempt.lockSeconds > 0) {
+            await auditLog.record('login.locked', request, { ...actor, details: { lock_seconds: attempt.lockSeconds } })
+          }
+          return { outcome: 'wrong_code', exhausted: counted >= MFA_CHALLENGE_MAX_CODES }
+        }
+        if (!match) return refused()
+
         const signIn: VerifiedSignIn = {
           userId: challenge.userId,
           securityVersion: challenge.securityVersion,
@@ -182,32 +191,21 @@ export default fp<{ developmentDir?: string }>(
           scope: challenge.scope,
           amr: AMR_PASSWORD_AND_OTP
         }
-        const redemption = match
-          ? await repository.redeemChallenge(challenge, match, now, (tx) => complete(tx, signIn))
-          : { outcome: 'code_refused' as const }
-
+        const redemption = await repository.redeemChallenge(challenge, match, now, (tx) => complete(tx, signIn))
         switch (redemption.outcome) {
-          case 'completed': {
-            const method = match?.method ?? 'totp'
-            await auditLog.record('mfa.success', request, { ...actor, details: { purpose: 'sign_in', method } })
-            if (method === 'recovery_code') {
-              const remaining = await repository.unusedRecoveryCodes(challenge.userId)
-              await auditLog.record('mfa.recovery_code_used', request, { ...actor, details: { purpose: 'sign_in', remaining } })
-            }
-            return { outcome: 'completed', result: redemption.result, method, attempt }
-          }
+          case 'code_refused':
+            return refused()
           case 'challenge_gone':
             return { outcome: 'invalid_token' }
           case 'account_changed':
             return { outcome: 'account_changed' }
-          case 'code_refused': {
-            const exhausted = counted >= MFA_CHALLENGE_MAX_CODES
-            await fail({ reason: 'wrong_code', ...(match ? { method: match.method } : {}), attempts: counted })
-            if (attempt.lockSeconds > 0) {
-              await auditLog.record('login.locked', request, { ...actor, details: { lock_seconds: attempt.lockSeconds } })
+          case 'completed':
+            await auditLog.record('mfa.success', request, { ...actor, details: { purpose: 'sign_in', method: match.method } })
+            if (match.method === 'recovery_code') {
+              const remaining = await repository.unusedRecoveryCodes(challenge.userId)
+              await auditLog.record('mfa.recovery_code_used', request, { ...actor, details: { purpose: 'sign_in', remaining } })
             }
-            return { outcome: 'wrong_code', exhausted }
-          }
+            return { outcome: 'completed', result: redemption.result, method: match.method, attempt }
         }
       },
 
