@@ -29,6 +29,7 @@ describe('signup', () => {
       full_name: 'Ada Lovelace',
       role: 'user',
       is_active: true,
+      mfa_enabled: false,
       created_at: expect.any(String)
     })
     expect(response.headers.location).toBe(`/users/${user.id}`)
@@ -132,6 +133,7 @@ describe('password grant', () => {
       client_id: 'public',
       scope: 'posts:write',
       sid: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      amr: ['pwd'],
       jti: expect.stringMatching(/^[0-9a-f-]{36}$/),
       iat: expect.any(Number),
       nbf: expect.any(Number),
