@@ -3,7 +3,8 @@
 // process of its own too), reading their memory from /proc, and the small
 // statistics the report needs.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -104,7 +105,15 @@ export function runNode(file: string, argv: string[], env: Record<string, string
 
 /** Runs one autocannon load in a process of its own; resolves with its result. */
 export async function load(spec: LoadSpec): Promise<LoadResult> {
-  const output = await runNode('bench/load.ts', [JSON.stringify(spec)])
+  // In a file: a large body would not fit in an argument (E2BIG).
+  const specFile = path.join(os.tmpdir(), `bench-load-${process.pid}-${randomBytes(6).toString('hex')}.json`)
+  writeFileSync(specFile, JSON.stringify(spec))
+  let output: string
+  try {
+    output = await runNode('bench/load.ts', [specFile])
+  } finally {
+    rmSync(specFile, { force: true })
+  }
   const line = output.split('\n').pop()
   if (!line) throw new Error('load run printed no result')
   return JSON.parse(line) as LoadResult

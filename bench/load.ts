@@ -1,12 +1,13 @@
 // One load run with autocannon, in a process of its own so the load generator
 // never shares an event loop with the harness. Reads a LoadSpec as JSON from
-// argv[2], runs a warm-up whose numbers are thrown away, then the measured
+// the file named by argv[2], runs a warm-up whose numbers are thrown away, then the measured
 // run, and prints one JSON line (a LoadResult) on stdout.
 //
 // Refresh tokens rotate through a shared pool: each answer's new refresh
 // token goes back in for the next request, and the pool left at the end is
 // printed with the result for the next run. (Give the refresh case no
 // separate warm-up: the tokens in flight when a run stops are lost.)
+import { readFileSync } from 'node:fs'
 import autocannon from 'autocannon'
 
 export interface LoadSpec {
@@ -78,7 +79,7 @@ async function run(spec: LoadSpec, duration: number): Promise<autocannon.Result>
   })
 }
 
-const spec = JSON.parse(process.argv[2] ?? '{}') as LoadSpec
+const spec = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as LoadSpec
 const warmup = spec.warmup > 0 ? await run(spec, spec.warmup) : undefined
 const result = await run(spec, spec.duration)
 const ok = result['2xx']

@@ -9,7 +9,8 @@
 //   the client-credentials and refresh grants;
 // - the cost of request logging (the service at LOG_LEVEL=info, logging to a
 //   file, against the same at silent);
-// - the argon2 bound for logins, reads during a login flood, memory over a
+// - the argon2 bound for logins, reads during a login flood, a bystander's
+//   reads while the worst bodies a client can send arrive, memory over a
 //   mixed run;
 // - a million rows (bench/million.ts): first pages against the same at a few
 //   dozen rows, page 2,000 against page 1, memory during deep walks;
@@ -26,7 +27,7 @@
 //   npm run bench -- --quick    a short sanity run; prints the tables, writes nothing
 //   npm run bench -- --out FILE write the results into FILE instead
 //   npm run bench -- --only cold,boundRead   some cases or phases only (see `blocks`,
-//                               and password, bound, flood, memory, million, topology); prints
+//                               and password, bound, flood, hostile, memory, million, topology); prints
 //   npm run bench -- --profile  CPU profiles of the service processes, cut per case
 //                               (.data/bench-profiles/<run>/<case>.md)
 //   npm run bench -- --rounds 3 rounds of the compared cases (default 5)
@@ -86,6 +87,10 @@ if (option('--rounds') !== undefined) plan.rounds = Number(option('--rounds'))
 if (option('--soak') !== undefined) plan.soak = Number(option('--soak'))
 const READ_CONNECTIONS = 50
 const LOGIN_CONNECTIONS = 8
+const BYSTANDER_CONNECTIONS = 10
+const HOSTILE_CONNECTIONS = 20
+/** Unknown properties in the hostile body: as many as fit under the posts' 256 KiB body limit. */
+const HOSTILE_PROPERTIES = 15_000
 const REFRESH_CONNECTIONS = 10
 /** Connections of the million-row cases: few, so latency is the query's, not a queue's. */
 const LIST_CONNECTIONS = 10
@@ -93,6 +98,12 @@ const LIST_CONNECTIONS = 10
 const REFRESH_SESSIONS = REFRESH_CONNECTIONS * (plan.rounds + 3)
 const PASSWORD = 'correct horse battery staple'
 const POOL_SIZE = '10'
+
+/** A valid post padded with unknown properties: the most work a body can ask of the validator. */
+function hostileBody(): string {
+  const padding = Object.fromEntries(Array.from({ length: HOSTILE_PROPERTIES }, (_, i) => [`p${i}`, i]))
+  return JSON.stringify({ title: 'Hostile', content: 'Hostile', ...padding })
+}
 
 interface Case {
   label: string
@@ -144,16 +155,23 @@ async function main() {
     await applyMigrations(database.url)
     const secret = randomBytes(48).toString('base64url')
     const jwtEnv = { JWT_ALGORITHM: 'HS256', JWT_SECRET: secret, JWT_ISSUER: 'http://localhost:3000', JWT_AUDIENCE: 'blog-api' }
-    const serviceEnv = {
+    const defaultLimits = {
       ...jwtEnv,
       HOST: '127.0.0.1',
       LOG_LEVEL: 'silent',
       MIGRATE_ON_START: 'false',
       DATABASE_POOL_SIZE: POOL_SIZE,
+      APP_SECRET: randomBytes(48).toString('base64url'),
+      MFA_ENCRYPTION_KEY: randomBytes(32).toString('base64')
+    }
+    const serviceEnv = {
+      ...defaultLimits,
       // The login cases measure hashing, not the per-address rate limit, nor
-      // the per-account lockout (which counts logins in flight for one account).
+      // the per-account lockout (which counts logins in flight for one
+      // account); the write cases measure writing, not the per-account write limit.
       AUTH_RATE_LIMIT_MAX: '1000000000',
-      LOGIN_LOCKOUT_THRESHOLD: '100'
+      LOGIN_LOCKOUT_THRESHOLD: '100',
+      WRITE_RATE_LIMIT_MAX: '1000000000'
     }
     const profiled = (name: string) => (profileRoot ? { profileDir: path.join(profileRoot, name) } : {})
     const start = async (name: string, file: string, env: Record<string, string>, options = {}) => {
@@ -170,6 +188,8 @@ async function main() {
       ...profiled('logged'),
       stdoutFile: path.join(logDir, 'service.log')
     })
+    // A fourth with every limit at its default, for the attack cases.
+    const guarded = await start('guarded', 'src/server.ts', { ...defaultLimits, DATABASE_URL: database.url })
     const ceiling = await start('ceiling', 'bench/ceiling.ts', {})
     const peer = await start('peer', 'bench/peer/server.ts', { ...jwtEnv, DATABASE_URL: database.url })
     const bound = await start('bound', 'bench/bound/server.ts', { ...jwtEnv, DATABASE_URL: database.url, DATABASE_POOL_SIZE: POOL_SIZE })
@@ -177,6 +197,7 @@ async function main() {
       waitForHttp(`${app}/health`),
       waitForHttp(`${uncached}/health`),
       waitForHttp(`${logged}/health`),
+      waitForHttp(`${guarded}/health`),
       waitForHttp(`${ceiling}/`),
       waitForHttp(`${peer}/posts/none`),
       waitForHttp(`${bound}/posts/none`)
@@ -246,6 +267,21 @@ async function main() {
       boundList: { label: 'Bound: `GET /posts?limit=20`', server: 'bound', spec: { ...base, url: `${bound}/posts?limit=20` } },
       create: { label: '`POST /posts`', server: 'service', spec: { ...base, url: `${app}/posts`, method: 'POST', headers: auth, body: createBody } },
       boundCreate: { label: 'Bound: `POST /posts`', server: 'bound', spec: { ...base, url: `${bound}/posts`, method: 'POST', headers: auth, body: createBody } },
+      bystander: {
+        label: `\`GET /posts?limit=20\`, a bystander at the default limits (${BYSTANDER_CONNECTIONS} connections)`,
+        server: 'guarded',
+        spec: { ...base, connections: BYSTANDER_CONNECTIONS, url: `${guarded}/posts?limit=20` }
+      },
+      hostile: {
+        label: `\`POST /posts\` with ${HOSTILE_PROPERTIES.toLocaleString('en')} unknown properties from one account (${HOSTILE_CONNECTIONS} connections)`,
+        server: 'guarded',
+        spec: { ...base, connections: HOSTILE_CONNECTIONS, url: `${guarded}/posts`, method: 'POST', headers: auth, body: hostileBody() }
+      },
+      hostileUnlimited: {
+        label: 'the same with the write limit off (the cost of the bodies themselves)',
+        server: 'service',
+        spec: { ...base, connections: HOSTILE_CONNECTIONS, url: `${app}/posts`, method: 'POST', headers: auth, body: hostileBody() }
+      },
       password: {
         label: `\`POST /auth/token\`, password grant (${LOGIN_CONNECTIONS} connections)`,
         server: 'service',
@@ -343,6 +379,23 @@ async function main() {
       ])
       record('floodReads', floodReads)
       record('floodLogins', floodLogins)
+    }
+
+    // The worst body a client can send (the largest route limit, filled with
+    // unknown properties) arriving from many connections, while a bystander
+    // lists posts: its p99 against its p99 alone, alternating.
+    if (wanted('hostile')) {
+      for (let round = 0; round < Math.min(plan.rounds, 3); round++) {
+        await measure('bystander')
+        const [underAttack, attack] = await Promise.all([
+          run('bystanderUnderAttack', cases.bystander!.spec, 'guarded'),
+          run('hostile', cases.hostile!.spec, 'guarded')
+        ])
+        record('bystanderUnderAttack', underAttack)
+        record('hostile', attack)
+      }
+      // What each such body costs when nothing stops it early: the rate at which one instance refuses them.
+      await measure('hostileUnlimited')
     }
 
     // Memory over a longer mixed run: reads, writes and logins at once.
@@ -713,7 +766,7 @@ function renderReport({ measured, bounds, turnBounds, facts, startedAt, loadStar
   const turnBound = summarizeBound(turnBounds)
 
   const rows = [...measured.values()]
-    .filter((entry) => !entry.name.startsWith('flood') && !entry.name.includes('.'))
+    .filter((entry) => !entry.name.startsWith('flood') && !entry.name.includes('.') && !['bystanderUnderAttack', 'hostile', 'hostileUnlimited'].includes(entry.name))
     .map((entry) => {
       const r = entry.runs
       return `| ${entry.label} | ${rate(rps(entry.name))} | ${fixed(median(r.map((x) => x.p50)), 1)} | ${fixed(median(r.map((x) => x.p99)), 1)} | ${fixed(median(r.map((x) => x.cpuUs)))} | ${r.length} | ${r.reduce((sum, x) => sum + x.non2xx + x.errors, 0)} |`
@@ -722,6 +775,20 @@ function renderReport({ measured, bounds, turnBounds, facts, startedAt, loadStar
   const authP99 = p99('authenticated')
   const floodP99 = p99('floodReads')
   const floodFactor = floodP99 / authP99
+  const bystanderP99 = p99('bystander')
+  const attackedP99 = p99('bystanderUnderAttack')
+  const attackFactor = median(runs('bystanderUnderAttack').map((run, i) => run.p99 / (runs('bystander')[i]?.p99 ?? NaN)))
+  const hostileRuns = runs('hostile')
+  const unlimitedRun = runs('hostileUnlimited')[0]
+  const statuses = (list: LoadResult[]) =>
+    Object.entries(
+      list.reduce<Record<string, number>>((sum, run) => {
+        for (const [code, count] of Object.entries(run.statuses)) sum[code] = (sum[code] ?? 0) + count
+        return sum
+      }, {})
+    )
+      .map(([code, count]) => `${count} × ${code}`)
+      .join(', ')
   const loggedShare = ratio('logged', 'silentTwin')
   const loggedCpu = median(runs('logged').map((run, i) => run.cpuUs / (runs('silentTwin')[i]?.cpuUs ?? NaN)))
   // Each target with the cases it needs: a partial run (--only) shows those it has.
@@ -741,6 +808,7 @@ function renderReport({ measured, bounds, turnBounds, facts, startedAt, loadStar
     [['password'], `| Password grant ÷ raw argon2 bound (${bound.inFlight} in flight) | ≥ 90 % | ${percent(ratioTo('password', bounds))} | ${met(ratioTo('password', bounds) >= 0.9)} |`],
     [['password'], `| (for reference) password grant ÷ argon2 with the service's ${turnBound.inFlight} hash(es) at once | | ${percent(ratioTo('password', turnBounds))} | |`],
     [['floodReads', 'authenticated'], `| Authenticated reads' p99 while logins flood in ÷ unloaded p99 | ≤ 2× | ${fixed(floodP99, 1)} ÷ ${fixed(authP99, 1)} ms = ${fixed(floodFactor, 2)}× | ${met(floodFactor <= 2)} |`],
+    [['bystanderUnderAttack', 'bystander'], `| A bystander's p99 while ${HOSTILE_CONNECTIONS} connections send ${HOSTILE_PROPERTIES.toLocaleString('en')}-property bodies ÷ its p99 alone | ≤ 2× | ${fixed(attackedP99, 1)} ÷ ${fixed(bystanderP99, 1)} ms = ${fixed(attackFactor, 2)}× | ${met(attackFactor <= 2)} |`],
   ]
   const targets = needed.filter(([names]) => names.every((name) => runs(name).length > 0)).map(([, line]) => line)
   const memory = memoryGrowth(facts.samples, (s) => s.rss + s.children)
@@ -815,6 +883,13 @@ function renderReport({ measured, bounds, turnBounds, facts, startedAt, loadStar
       : [
           `| Authenticated \`GET /posts/{id}\` while logins flood in | ${fixed(rps('floodReads'))} | ${fixed(median(runs('floodReads').map((x) => x.p50)), 1)} | ${fixed(floodP99, 1)} | | 1 | |`,
           `| Password grant during that flood | ${fixed(floodLogins.rps, 1)} | ${fixed(floodLogins.p50, 1)} | ${fixed(floodLogins.p99, 1)} | | 1 | |`
+        ]),
+    ...(hostileRuns.length === 0
+      ? []
+      : [
+          `| The bystander while hostile bodies arrive | ${fixed(rps('bystanderUnderAttack'))} | ${fixed(median(runs('bystanderUnderAttack').map((x) => x.p50)), 1)} | ${fixed(attackedP99, 1)} | | ${runs('bystanderUnderAttack').length} | |`,
+          `| ${measured.get('hostile')?.label ?? 'hostile'}: ${statuses(hostileRuns)} | ${fixed(median(hostileRuns.map((x) => x.requests / plan.duration)))} | ${fixed(median(hostileRuns.map((x) => x.p50)), 1)} | ${fixed(p99('hostile'), 1)} | | ${hostileRuns.length} | |`,
+          `| The same bodies with the write limit off, all answered 400: ${fixed(unlimitedRun ? (1000 / (unlimitedRun.requests / plan.duration)) * os.availableParallelism() : NaN, 1)} ms of CPU each at most | ${fixed(unlimitedRun ? unlimitedRun.requests / plan.duration : NaN)} | ${fixed(unlimitedRun?.p50 ?? NaN, 1)} | ${fixed(unlimitedRun?.p99 ?? NaN, 1)} | | 1 | |`
         ]),
     '',
     '### Targets',

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { buildApp, fileDatabase, login, PASSWORD, TEST_PRIVATE_KEY, uniqueEmail } from './helper.js'
+import { buildApp, fileDatabase, login, PASSWORD, TEST_APP_SECRET, TEST_MFA_KEY, TEST_PRIVATE_KEY, uniqueEmail } from './helper.js'
 
 void fileDatabase()
 const root = path.resolve(import.meta.dirname, '..')
@@ -18,6 +18,8 @@ function createAdmin(args: string[], input: string, databaseUrl: string) {
         // The command runs in the server's environment: same database, same key.
         DATABASE_URL: databaseUrl,
         JWT_PRIVATE_KEY: TEST_PRIVATE_KEY,
+        APP_SECRET: TEST_APP_SECRET,
+        MFA_ENCRYPTION_KEY: TEST_MFA_KEY,
         ARGON2_MEMORY_KIB: '4096',
         ARGON2_TIME_COST: '2',
         ARGON2_PARALLELISM: '1',
@@ -39,7 +41,8 @@ describe('create-admin', () => {
   it('creates an admin whose password came from stdin', async () => {
     const { url } = await fileDatabase()
     const email = uniqueEmail('root')
-    const result = await createAdmin(['--email', email, '--name', 'Site Admin'], `${PASSWORD}\n`, url)
+    // Only the first line is the password, as with `passwd --stdin`.
+    const result = await createAdmin(['--email', email, '--name', 'Site Admin'], `${PASSWORD}\nnot part of it\n`, url)
     expect(result.stderr).toBe('')
     expect(result.code).toBe(0)
     expect(result.stdout).toContain(`Created admin ${email}.`)
@@ -47,7 +50,7 @@ describe('create-admin', () => {
     const app = await buildApp()
     try {
       const tokens = await login(app, email)
-      expect(tokens.scope).toBe('posts:write users:read users:write clients:manage')
+      expect(tokens.scope).toBe('posts:write posts:moderate users:read users:write clients:manage audit:read')
       const user = await app.prisma.user.findUniqueOrThrow({ where: { email } })
       expect(user).toMatchObject({ role: 'admin', fullName: 'Site Admin' })
     } finally {
@@ -63,6 +66,11 @@ describe('create-admin', () => {
     const usage = await createAdmin([], '', url)
     expect(usage.code).toBe(2)
     expect(usage.stderr).toContain('Usage')
+    for (const input of ['', '\n', '\nsecond line only\n']) {
+      const empty = await createAdmin(['--email', uniqueEmail('root')], input, url)
+      expect(empty.code).toBe(2)
+      expect(empty.stderr).toBe('create-admin: no password given (send it as the first line of standard input)\n')
+    }
   })
 })
 

@@ -1,7 +1,7 @@
 // User administration: listing users, activation and roles, the last admin.
 import type { LightMyRequestResponse } from 'fastify'
 import { describe, expect, it } from 'vitest'
-import { adminWithToken, bearer, login, tokenRequest, useApp, userWithToken } from './helper.js'
+import { adminWithToken, bearer, login, PASSWORD, tokenRequest, useApp, userWithToken } from './helper.js'
 
 const ctx = useApp()
 
@@ -53,7 +53,7 @@ describe('PATCH /users/{id}', () => {
     const response = await ctx.app.inject({ method: 'PATCH', url: `/users/${user.id}`, headers: admin.headers, payload: { role: 'admin' } })
     expect(response.json().role).toBe('admin')
     expect((await ctx.app.inject({ method: 'GET', url: '/users/me', headers: user.headers })).statusCode).toBe(401)
-    expect((await login(ctx.app, user.email)).scope).toBe('posts:write users:read users:write clients:manage')
+    expect((await login(ctx.app, user.email)).scope).toBe('posts:write posts:moderate users:read users:write clients:manage audit:read')
   })
 
   it('the last admin cannot be demoted or deactivated', async () => {
@@ -65,7 +65,7 @@ describe('PATCH /users/{id}', () => {
       expect(response.statusCode).toBe(409)
       expect(response.json()).toMatchObject({ status: 409, detail: 'The last active admin cannot be demoted or deactivated.' })
     }
-    const deleted = await ctx.app.inject({ method: 'DELETE', url: '/users/me', headers: admin.headers })
+    const deleted = await ctx.app.inject({ method: 'DELETE', url: '/users/me', headers: admin.headers, payload: { current_password: PASSWORD } })
     expect(deleted.statusCode).toBe(409)
     const stored = await ctx.app.prisma.user.findUniqueOrThrow({ where: { id: admin.id } })
     expect(stored).toMatchObject({ role: 'admin', isActive: true })

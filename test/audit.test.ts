@@ -60,7 +60,9 @@ describe('recorded events', () => {
       })
     await form({ grant_type: 'password', username: user.email, password: 'not the password' })
     const tokens = (await form({ grant_type: 'password', username: user.email, password: PASSWORD })).json()
-    await form({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token })
+    const next = (await form({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token })).json()
+    await form({ grant_type: 'refresh_token', refresh_token: next.refresh_token })
+    // Not the latest rotation: reuse, which ends the session.
     await form({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token })
     const again = await login(ctx.app, user.email)
     await ctx.app.inject({
@@ -83,6 +85,7 @@ describe('recorded events', () => {
       'user.signup',
       'login.failure',
       'login.success',
+      'token.refresh',
       'token.refresh',
       'refresh_token.reuse',
       'login.success',
@@ -114,7 +117,8 @@ describe('recorded events', () => {
     const user = await userWithToken(ctx.app)
     await ctx.app.inject({ method: 'PATCH', url: `/users/${user.id}`, headers: admin.headers, payload: { role: 'admin' } })
 
-    const client = await serviceClient(ctx.app, ['users:write'])
+    // Changing an admin takes every administrative scope, not only users:write.
+    const client = await serviceClient(ctx.app, ['posts:moderate', 'users:read', 'users:write', 'clients:manage', 'audit:read'])
     const clientToken = (
       await tokenRequest(ctx.app, { grant_type: 'client_credentials' }, { authorization: basicAuth(client.clientId, client.clientSecret) })
     ).json().access_token
@@ -199,10 +203,25 @@ describe('GET /audit-events', () => {
     expectStatus(await ctx.app.inject({ method: 'GET', url: '/audit-events', headers: bearer(token) }), 403)
   })
 
-  it('refuses a demoted admin at once', async () => {
+  it('refuses a demoted admin at once: the demotion ends their sessions', async () => {
     const admin = await adminWithToken(ctx.app)
-    await ctx.app.prisma.user.update({ where: { id: admin.id }, data: { role: 'user' } })
-    expect((await ctx.app.inject({ method: 'GET', url: '/audit-events', headers: admin.headers })).statusCode).toBe(403)
+    const other = await adminWithToken(ctx.app)
+    const demoted = await ctx.app.inject({ method: 'PATCH', url: `/users/${admin.id}`, headers: other.headers, payload: { role: 'user' } })
+    expect(demoted.statusCode).toBe(200)
+    expect((await ctx.app.inject({ method: 'GET', url: '/audit-events', headers: admin.headers })).statusCode).toBe(401)
+  })
+
+  it('needs audit:read, not the admin role: an admin token narrowed to users:read is refused', async () => {
+    const admin = await adminWithToken(ctx.app)
+    const narrowed = await login(ctx.app, admin.email, PASSWORD, 'users:read')
+    const response = await ctx.app.inject({ method: 'GET', url: '/audit-events', headers: bearer(narrowed.access_token) })
+    expect(response.statusCode).toBe(403)
+    expect(response.headers['www-authenticate']).toContain('scope="audit:read"')
+    const client = await serviceClient(ctx.app, ['audit:read'])
+    const clientToken = (
+      await tokenRequest(ctx.app, { grant_type: 'client_credentials' }, { authorization: basicAuth(client.clientId, client.clientSecret) })
+    ).json().access_token
+    expect((await ctx.app.inject({ method: 'GET', url: '/audit-events', headers: bearer(clientToken) })).statusCode).toBe(200)
   })
 
   it('refuses an unknown kind, a malformed user id or cursor, and unknown parameters', async () => {

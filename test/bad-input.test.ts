@@ -81,10 +81,20 @@ describe('oversized headers and tokens', () => {
       method: 'POST',
       url: '/auth/token',
       headers: form,
-      payload: `grant_type=refresh_token&refresh_token=${'r'.repeat(30_000)}`
+      payload: `grant_type=refresh_token&refresh_token=${'r'.repeat(10_000)}`
     })
     expect(response.statusCode).toBe(400)
     expect(response.json()).toMatchObject({ error: expect.stringMatching(/^invalid_(grant|request)$/) })
+  })
+
+  it('a token request larger than a token request can be is 413, unread', async () => {
+    const response = await ctx.app.inject({
+      method: 'POST',
+      url: '/auth/token',
+      headers: form,
+      payload: `grant_type=refresh_token&refresh_token=${'r'.repeat(30_000)}`
+    })
+    expectProblem(response, 413)
   })
 
   it('headers over Node’s limit are a 431 problem from the HTTP parser', async () => {

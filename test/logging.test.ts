@@ -63,7 +63,13 @@ describe('logs', () => {
     const second = refreshed.json<TokenAnswer>()
     secrets.push(second.access_token, second.refresh_token ?? '')
 
-    // Reuse of the spent refresh token ends the session (and is logged as an event, not with the token).
+    // A retry of the latest rotation gets the same token again; an older token is reuse, which ends
+    // the session (and is logged as an event, not with the token).
+    const retried = await tokenRequest(fastify, { grant_type: 'refresh_token', refresh_token: first.refresh_token ?? '' })
+    expect(retried.json<TokenAnswer>().refresh_token).toBe(second.refresh_token)
+    secrets.push(retried.json<TokenAnswer>().access_token)
+    const third = (await tokenRequest(fastify, { grant_type: 'refresh_token', refresh_token: second.refresh_token ?? '' })).json<TokenAnswer>()
+    secrets.push(third.access_token, third.refresh_token ?? '')
     expect((await tokenRequest(fastify, { grant_type: 'refresh_token', refresh_token: first.refresh_token ?? '' })).statusCode).toBe(400)
     const failed = await tokenRequest(fastify, { grant_type: 'password', username: user.email, password: wrongPassword })
     expect(failed.statusCode).toBe(400)

@@ -93,7 +93,12 @@ describe('cached posts', () => {
       await eventually(app, id, (response) => response.json<{ title: string }>().title === 'Fixed by an operator')
     }
 
-    const gone = await ctx.app.inject({ method: 'DELETE', url: '/users/me', headers: author.headers })
+    const gone = await ctx.app.inject({
+      method: 'DELETE',
+      url: '/users/me',
+      headers: author.headers,
+      payload: { current_password: author.password }
+    })
     expect(gone.statusCode).toBe(204)
     expect((await read(ctx.app, id)).statusCode).toBe(404)
     await eventually(other, id, (response) => response.statusCode === 404)

@@ -1,7 +1,8 @@
 // Refresh-token rotation, reuse detection, session lifetimes, logout and
 // RFC 7009 revocation, on one instance and across instances.
 import { describe, expect, it } from 'vitest'
-import { bearer, buildApp, decodeJwt, login, PASSWORD, signup, tokenRequest, useApp, userWithToken } from './helper.js'
+import { hashOpaqueToken } from '../src/lib/opaque-tokens.js'
+import { basicAuth, bearer, buildApp, decodeJwt, login, PASSWORD, serviceClient, signup, tokenRequest, useApp, userWithToken } from './helper.js'
 
 const ctx = useApp()
 
@@ -39,7 +40,9 @@ describe('refresh token rotation', () => {
   it('a spent refresh token used again ends the whole session, access tokens included', async () => {
     const user = await userWithToken(ctx.app)
     const first = user.tokens.refresh_token ?? ''
-    const rotated = (await refresh(first)).json()
+    const second = (await refresh(first)).json()
+    const rotated = (await refresh(second.refresh_token)).json()
+    // Not the latest rotation, so not a retry: reuse.
     const replay = await refresh(first)
     expect(replay.statusCode).toBe(400)
     expect(replay.json()).toEqual({ error: 'invalid_grant', error_description: 'The refresh token is invalid, expired or revoked.' })
@@ -54,16 +57,16 @@ describe('refresh token rotation', () => {
     expect(session.endReason).toBe('refresh_token_reuse')
   })
 
-  it('two racing refreshes with one token never leave two live branches', async () => {
+  it('racing refreshes with one token take turns: one rotation, the others its retries, one live branch', async () => {
     const user = await userWithToken(ctx.app)
     const token = user.tokens.refresh_token ?? ''
     const answers = await Promise.all([refresh(token), refresh(token), refresh(token)])
-    const winners = answers.filter((response) => response.statusCode === 200)
-    expect(winners.length).toBeLessThanOrEqual(1)
-    const live = await ctx.app.prisma.refreshToken.count({
-      where: { spentAt: null, session: { userId: user.id, endedAt: null } }
-    })
-    expect(live).toBeLessThanOrEqual(1)
+    expect(answers.map((response) => response.statusCode)).toEqual([200, 200, 200])
+    const issued = new Set(answers.map((response) => response.json().refresh_token))
+    expect(issued.size).toBe(1)
+    const live = await ctx.app.prisma.refreshToken.findMany({ where: { spentAt: null, session: { userId: user.id, endedAt: null } } })
+    expect(live).toHaveLength(1)
+    expect(live[0]?.tokenHash).toBe(hashOpaqueToken([...issued][0]))
   })
 
   it('a refresh may narrow the scope, never widen it, and a refused widening spends nothing', async () => {
@@ -120,19 +123,127 @@ describe('session lifetimes', () => {
   })
 })
 
-describe('reuse grace window', () => {
-  const lenient = useApp({ REFRESH_REUSE_GRACE: 30 })
-
-  it('a duplicate within the window is refused without ending the session', async () => {
-    const user = await userWithToken(lenient.app)
+describe('a retried refresh (REFRESH_REUSE_GRACE, 30 s by default)', () => {
+  it('a retry of the latest refresh gets the same new refresh token, and a new access token', async () => {
+    const user = await userWithToken(ctx.app)
     const first = user.tokens.refresh_token ?? ''
-    const winner = await tokenRequest(lenient.app, { grant_type: 'refresh_token', refresh_token: first })
-    expect(winner.statusCode).toBe(200)
-    const duplicate = await tokenRequest(lenient.app, { grant_type: 'refresh_token', refresh_token: first })
-    expect(duplicate.json().error).toBe('invalid_grant')
-    // The winner's branch lives on.
-    const next = await tokenRequest(lenient.app, { grant_type: 'refresh_token', refresh_token: winner.json().refresh_token })
+    const answer = (await refresh(first)).json()
+    // The client lost that answer and sends the same request again.
+    const retry = await refresh(first)
+    expect(retry.statusCode).toBe(200)
+    expect(retry.json().refresh_token).toBe(answer.refresh_token)
+    expect(retry.json().access_token).not.toBe(answer.access_token)
+    expect((await me(retry.json().access_token)).statusCode).toBe(200)
+    // The session goes on from there, and the token handed out twice is still stored only as a hash.
+    const next = await refresh(answer.refresh_token)
     expect(next.statusCode).toBe(200)
+    const rows = await ctx.app.prisma.refreshToken.findMany({ where: { session: { userId: user.id } }, orderBy: { generation: 'asc' } })
+    expect(rows.map((row) => row.generation)).toEqual([0, 1, 2])
+    expect(JSON.stringify(rows)).not.toContain(answer.refresh_token)
+    const events = await ctx.app.prisma.auditEvent.findMany({ where: { userId: user.id, kind: 'token.refresh' } })
+    expect(events.filter((event) => JSON.stringify(event.details) === '{"retried":true}')).toHaveLength(1)
+  })
+
+  it('a retry after its successor was used is theft: the session ends', async () => {
+    const user = await userWithToken(ctx.app)
+    const first = user.tokens.refresh_token ?? ''
+    const answer = (await refresh(first)).json()
+    const next = (await refresh(answer.refresh_token)).json()
+    expect((await refresh(first)).json().error).toBe('invalid_grant')
+    expect((await refresh(next.refresh_token)).json().error).toBe('invalid_grant')
+    expect((await me(next.access_token)).statusCode).toBe(401)
+  })
+
+  it('a retry later than the window is theft: the session ends', async () => {
+    const user = await userWithToken(ctx.app)
+    const first = user.tokens.refresh_token ?? ''
+    const answer = (await refresh(first)).json()
+    await ctx.app.prisma.refreshToken.updateMany({
+      where: { tokenHash: hashOpaqueToken(first) },
+      data: { spentAt: new Date(Date.now() - 31_000) }
+    })
+    expect((await refresh(first)).json().error).toBe('invalid_grant')
+    expect((await refresh(answer.refresh_token)).json().error).toBe('invalid_grant')
+    const session = await ctx.app.prisma.session.findFirstOrThrow({ where: { userId: user.id } })
+    expect(session.endReason).toBe('refresh_token_reuse')
+  })
+
+  describe('with REFRESH_REUSE_GRACE=0', () => {
+    const strict = useApp({ REFRESH_REUSE_GRACE: 0 })
+
+    it('any reuse ends the session, even an immediate retry', async () => {
+      const user = await userWithToken(strict.app)
+      const first = user.tokens.refresh_token ?? ''
+      const answer = (await tokenRequest(strict.app, { grant_type: 'refresh_token', refresh_token: first })).json()
+      expect((await tokenRequest(strict.app, { grant_type: 'refresh_token', refresh_token: first })).json().error).toBe('invalid_grant')
+      expect((await tokenRequest(strict.app, { grant_type: 'refresh_token', refresh_token: answer.refresh_token })).json().error).toBe('invalid_grant')
+    })
+  })
+})
+
+describe('refresh tokens are bound to their client (RFC 6749 §6)', () => {
+  const credentials = (client: { clientId: string; clientSecret: string }) => ({ authorization: basicAuth(client.clientId, client.clientSecret) })
+
+  it("a public client's refresh token cannot be redeemed with another client's credentials, and spends nothing", async () => {
+    const user = await userWithToken(ctx.app)
+    const other = await serviceClient(ctx.app, ['users:read'])
+    const stolen = await tokenRequest(ctx.app, { grant_type: 'refresh_token', refresh_token: user.tokens.refresh_token ?? '' }, credentials(other))
+    expect(stolen.statusCode).toBe(400)
+    expect(stolen.json().error).toBe('invalid_grant')
+    // Nothing was spent: the rightful client refreshes as usual.
+    expect((await refresh(user.tokens.refresh_token ?? '')).statusCode).toBe(200)
+    const events = await ctx.app.prisma.auditEvent.findMany({ where: { userId: user.id, kind: 'refresh_token.wrong_client' } })
+    expect(events).toHaveLength(1)
+  })
+
+  it("a confidential client's refresh token needs that client, authenticated", async () => {
+    const client = await serviceClient(ctx.app, ['users:read'])
+    const user = await signup(ctx.app)
+    const login = await tokenRequest(ctx.app, { grant_type: 'password', username: user.email, password: PASSWORD }, credentials(client))
+    expect(login.statusCode).toBe(200)
+    const token = login.json().refresh_token
+    expect(decodeJwt(login.json().access_token).claims.client_id).toBe(client.clientId)
+    // As the public client, or naming the client without its secret, or as another client: refused.
+    expect((await refresh(token)).json().error).toBe('invalid_grant')
+    const named = await refresh(token, { client_id: client.clientId })
+    expect(named.statusCode).toBe(401)
+    expect(named.json().error).toBe('invalid_client')
+    const another = await serviceClient(ctx.app, ['users:read'])
+    expect((await tokenRequest(ctx.app, { grant_type: 'refresh_token', refresh_token: token }, credentials(another))).json().error).toBe('invalid_grant')
+    // Its own client redeems it.
+    const own = await tokenRequest(ctx.app, { grant_type: 'refresh_token', refresh_token: token }, credentials(client))
+    expect(own.statusCode).toBe(200)
+    expect(decodeJwt(own.json().access_token).claims.client_id).toBe(client.clientId)
+  })
+
+  it('deleting a client ends the sessions users signed in to through it', async () => {
+    const client = await serviceClient(ctx.app, ['users:read'])
+    const user = await signup(ctx.app)
+    const login = (await tokenRequest(ctx.app, { grant_type: 'password', username: user.email, password: PASSWORD }, credentials(client))).json()
+    await ctx.app.clientsRepository.delete(client.clientId, () => undefined)
+    expect((await me(login.access_token)).statusCode).toBe(401)
+  })
+})
+
+describe('refresh decides on the account as it is now', () => {
+  it("a refresh gives no more than the role allows now, even if the demotion's session ending was missed", async () => {
+    const user = await signup(ctx.app)
+    await ctx.app.prisma.user.update({ where: { id: user.id }, data: { role: 'admin' } })
+    const tokens = await login(ctx.app, user.email)
+    expect(tokens.scope).toContain('users:write')
+    // Demoted behind the service's back (no security version change, sessions untouched).
+    await ctx.app.prisma.user.update({ where: { id: user.id }, data: { role: 'user' } })
+    const refreshed = await refresh(tokens.refresh_token ?? '')
+    expect(refreshed.statusCode).toBe(200)
+    expect(refreshed.json().scope).toBe('posts:write')
+  })
+
+  it('a session whose account moved to another security version cannot be refreshed', async () => {
+    const user = await userWithToken(ctx.app)
+    await ctx.app.prisma.user.update({ where: { id: user.id }, data: { securityVersion: { increment: 1 } } })
+    expect((await refresh(user.tokens.refresh_token ?? '')).json().error).toBe('invalid_grant')
+    const session = await ctx.app.prisma.session.findFirstOrThrow({ where: { userId: user.id } })
+    expect(session.endReason).toBe('security_changed')
   })
 })
 

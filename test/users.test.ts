@@ -15,6 +15,7 @@ describe('GET /users/me', () => {
       full_name: 'Grace Hopper',
       role: 'user',
       is_active: true,
+      mfa_enabled: false,
       created_at: expect.any(String)
     })
     expect(response.body).not.toMatch(/password|hash|argon/i)
@@ -39,11 +40,39 @@ describe('PATCH /users/me', () => {
       method: 'PATCH',
       url: '/users/me',
       headers: user.headers,
-      payload: { full_name: ' New Name ', email: email.toUpperCase() }
+      payload: { full_name: ' New Name ', email: email.toUpperCase(), current_password: PASSWORD }
     })
     expect(response.statusCode).toBe(200)
+    expect(response.headers['cache-control']).toBe('no-store')
     expect(response.json()).toMatchObject({ id: user.id, full_name: 'New Name', email })
     expect((await login(ctx.app, email)).access_token).toBeDefined()
+    // The session that made the change goes on.
+    expect((await ctx.app.inject({ method: 'GET', url: '/users/me', headers: user.headers })).statusCode).toBe(200)
+  })
+
+  it('a new email needs the current password: a stolen token cannot rename the login', async () => {
+    const user = await userWithToken(ctx.app)
+    const other = await login(ctx.app, user.email)
+    for (const extra of [{}, { current_password: 'not the password at all' }]) {
+      const response = await ctx.app.inject({
+        method: 'PATCH',
+        url: '/users/me',
+        headers: user.headers,
+        payload: { email: uniqueEmail('thief'), ...extra }
+      })
+      expect(response.statusCode).toBe(400)
+      expect(response.json().errors).toEqual([{ field: 'current_password', message: expect.any(String) }])
+    }
+    expect((await ctx.app.prisma.user.findUniqueOrThrow({ where: { id: user.id } })).email).toBe(user.email)
+    // A change with it ends the other sessions: the email is part of the account's security state.
+    const changed = await ctx.app.inject({
+      method: 'PATCH',
+      url: '/users/me',
+      headers: user.headers,
+      payload: { email: uniqueEmail('moved'), current_password: PASSWORD }
+    })
+    expect(changed.statusCode).toBe(200)
+    expect((await ctx.app.inject({ method: 'GET', url: '/users/me', headers: bearer(other.access_token) })).statusCode).toBe(401)
   })
 
   it('a taken email is 409 and changes nothing', async () => {
@@ -53,7 +82,7 @@ describe('PATCH /users/me', () => {
       method: 'PATCH',
       url: '/users/me',
       headers: user.headers,
-      payload: { email: other.email, full_name: 'Changed' }
+      payload: { email: other.email, full_name: 'Changed', current_password: PASSWORD }
     })
     expect(response.statusCode).toBe(409)
     const stored = await ctx.app.prisma.user.findUniqueOrThrow({ where: { id: user.id } })
@@ -128,7 +157,12 @@ describe('DELETE /users/me', () => {
     const user = await userWithToken(ctx.app)
     const post = await ctx.app.inject({ method: 'POST', url: '/posts', headers: user.headers, payload: { title: 'Bye', content: 'Soon gone' } })
     expect(post.statusCode).toBe(201)
-    const response = await ctx.app.inject({ method: 'DELETE', url: '/users/me', headers: user.headers })
+    const withoutPassword = await ctx.app.inject({ method: 'DELETE', url: '/users/me', headers: user.headers })
+    expect(withoutPassword.statusCode).toBe(400)
+    const wrongPassword = await ctx.app.inject({ method: 'DELETE', url: '/users/me', headers: user.headers, payload: { current_password: 'not the password at all' } })
+    expect(wrongPassword.statusCode).toBe(400)
+    expect(await ctx.app.prisma.user.findUnique({ where: { id: user.id } })).not.toBeNull()
+    const response = await ctx.app.inject({ method: 'DELETE', url: '/users/me', headers: user.headers, payload: { current_password: PASSWORD } })
     expect(response.statusCode).toBe(204)
     expect(await ctx.app.prisma.user.findUnique({ where: { id: user.id } })).toBeNull()
     expect(await ctx.app.prisma.post.count({ where: { authorId: user.id } })).toBe(0)

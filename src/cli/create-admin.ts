@@ -2,17 +2,25 @@
 //   npm run create-admin -- --email admin@example.com [--name "Site Admin"]
 // The password is read from standard input (prompted for, hidden, on a
 // terminal), never from the command line where `ps` and shell history see it.
+// Like `passwd --stdin`, only the first line counts: `printf 'pw\n' | …` and
+// a here-document give the same password, and a second line is not part of it.
 import { parseArgs } from 'node:util'
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { withApp } from './context.js'
 
-async function readPassword(): Promise<string> {
-  if (!process.stdin.isTTY) {
-    const chunks: Buffer[] = []
-    for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
-    return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+/** The first line of piped standard input, without its line ending. */
+async function firstLine(): Promise<string> {
+  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity })
+  for await (const line of lines) {
+    lines.close()
+    return line
   }
+  return ''
+}
+
+async function readPassword(): Promise<string> {
+  if (!process.stdin.isTTY) return firstLine()
   // Readline echoes into a stream that drops everything: the password stays unseen.
   const muted = new Writable({ write: (_chunk, _encoding, done) => done() })
   process.stdout.write('Password: ')
@@ -31,6 +39,10 @@ async function main() {
   }
   const email = values.email
   const password = await readPassword()
+  if (password === '') {
+    process.stderr.write('create-admin: no password given (send it as the first line of standard input)\n')
+    process.exit(2)
+  }
   const result = await withApp(async (fastify) => {
     const existing = await fastify.usersRepository.findCredentials(email)
     if (existing) {

@@ -5,7 +5,7 @@
 // Prisma client connects on its first query only, and the revocation listener
 // (the one thing that connects at start) keeps retrying in the background
 // instead of failing. No database is needed; test/openapi.test.ts holds it so.
-import { generateKeyPairSync } from 'node:crypto'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -20,8 +20,10 @@ export async function buildOpenApiDocument(): Promise<Record<string, unknown>> {
     LOG_LEVEL: 'silent',
     DATABASE_URL: 'postgresql://openapi@127.0.0.1:1/unused',
     MIGRATE_ON_START: 'false',
-    // A throwaway key: the document does not depend on it, but the app needs one to load.
-    JWT_PRIVATE_KEY: generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
+    // Throwaway keys: the document does not depend on them, but the app needs them to load.
+    JWT_PRIVATE_KEY: generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    APP_SECRET: randomBytes(48).toString('base64url'),
+    MFA_ENCRYPTION_KEY: randomBytes(32).toString('base64')
   })
   const fastify = Fastify(serverOptions(config))
   try {

@@ -1,23 +1,42 @@
 // Scopes: what each kind of holder may have, and the grant rule of the
 // contract (what was asked for, intersected with what the holder may have).
+// Scopes are the only powers a token carries: no route looks at the role in
+// the database, so an admin's token narrowed to `posts:write` has no admin
+// powers, and a service client has exactly the scopes it was granted.
 import { OAuthError } from './errors.js'
 
 export const SCOPES = {
   'posts:write': 'Create, edit and delete your own posts.',
+  'posts:moderate': "Edit and delete anyone's posts.",
   'users:read': 'Read every user account.',
   'users:write': 'Activate, deactivate and change the role of users.',
-  'clients:manage': 'Create, list, rotate and delete service clients.'
+  'clients:manage': 'Create, list, rotate and delete service clients (only with scopes you hold).',
+  'audit:read': 'Read the audit trail of security events.'
 } as const
 
 export type ScopeName = keyof typeof SCOPES
 const ORDER = Object.keys(SCOPES) as ScopeName[]
 
-export function scopesForRole(role: 'user' | 'admin'): ScopeName[] {
-  return role === 'admin' ? [...ORDER] : ['posts:write']
+/** The powers an administrator has beyond a user's; a service client may be granted any of them. */
+export const ADMINISTRATIVE_SCOPES = ['posts:moderate', 'users:read', 'users:write', 'clients:manage', 'audit:read'] as const satisfies readonly ScopeName[]
+
+/** What a service client may be granted (`posts:write` needs a user behind it). */
+export const CLIENT_SCOPES = ADMINISTRATIVE_SCOPES
+
+/** What an administrator may have: every scope. */
+export const ADMIN_SCOPES: readonly ScopeName[] = ORDER
+
+export function scopesForRole(role: 'user' | 'admin'): readonly ScopeName[] {
+  return role === 'admin' ? ADMIN_SCOPES : ['posts:write']
 }
 
 export function parseScope(scope: string | undefined): string[] {
   return [...new Set((scope ?? '').split(' ').filter(Boolean))]
+}
+
+/** The scopes of `wanted` that `held` lacks (empty: `held` covers them all). */
+export function missingScopes(wanted: Iterable<string>, held: ReadonlySet<string>): string[] {
+  return [...wanted].filter((scope) => !held.has(scope))
 }
 
 /**
@@ -33,6 +52,11 @@ export function grantScopes(requested: string | undefined, allowed: readonly str
     throw new OAuthError('invalid_scope', `The scope "${refused.join(' ')}" is unknown or not available to you.`)
   }
   return sortScopes(asked).join(' ')
+}
+
+/** The scopes of `granted` that are still within `allowed` now, in order. */
+export function intersectScopes(granted: string, allowed: readonly string[]): string {
+  return sortScopes(parseScope(granted).filter((scope) => allowed.includes(scope))).join(' ')
 }
 
 function sortScopes(scopes: readonly string[]): string[] {

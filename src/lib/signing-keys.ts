@@ -44,10 +44,18 @@ function readPem(value: string, variable: string): string {
   const trimmed = value.trim()
   if (trimmed.includes('-----BEGIN')) return trimmed.replace(/\\n/g, '\n')
   if (!existsSync(trimmed)) throw new KeyConfigError(`${variable}: no PEM text and no file at "${trimmed}"`)
-  return readFileSync(trimmed, 'utf8').trim()
+  try {
+    return readFileSync(trimmed, 'utf8').trim()
+  } catch (error) {
+    const uid = process.getuid?.()
+    throw new KeyConfigError(
+      `${variable}: the file "${trimmed}" cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})` +
+        (uid === undefined ? '' : `; this process runs as uid ${uid}, which must be able to read it`)
+    )
+  }
 }
 
-function splitList(value: string | undefined): string[] {
+export function splitList(value: string | undefined): string[] {
   if (!value) return []
   // PEM blocks may be concatenated, or paths and PEMs separated by commas.
   const pems = value.match(/-----BEGIN [A-Z ]+-----[\s\S]+?-----END [A-Z ]+-----/g)
@@ -74,7 +82,7 @@ function secretKid(secret: string): string {
 }
 
 /** Reads a kept development key, or makes and keeps one (mode 0600). */
-function developmentKey(file: string, make: () => string): string {
+export function developmentKey(file: string, make: () => string): string {
   if (existsSync(file)) return readFileSync(file, 'utf8').trim()
   mkdirSync(path.dirname(file), { recursive: true })
   const value = make()

@@ -61,12 +61,17 @@ export function createClientsRepository(prisma: PrismaClient, sessions: Sessions
       return client ? toClientDto(client) : undefined
     },
 
-    /** Replaces the secret; the old one and every token minted with it stop working. */
-    async rotateSecret(id: string) {
+    /**
+     * Replaces the secret; the old one and every token minted with it stop
+     * working. `authorize` sees the client first and may refuse.
+     */
+    async rotateSecret(id: string, authorize: (client: { scopes: string[] }) => void) {
       const secret = newOpaqueToken(CLIENT_SECRET_PREFIX)
       const rotated = await sessions.withRevocation(async (tx) => {
-        const client = await tx.client.findUnique({ where: { id }, select: clientSelect })
+        const [client] = await tx.$queryRaw<Array<{ id: string; name: string; scopes: string[]; createdAt: Date }>>`
+          SELECT id, name, scopes, created_at AS "createdAt" FROM clients WHERE id = ${id}::uuid FOR UPDATE`
         if (!client) throw notFound('Client')
+        authorize(client)
         const old = await tx.clientSecret.findMany({ where: { clientId: id, revokedAt: null }, select: { id: true } })
         await tx.clientSecret.updateMany({ where: { clientId: id, revokedAt: null }, data: { revokedAt: new Date() } })
         await tx.clientSecret.create({ data: { clientId: id, secretHash: secret.hash } })
@@ -76,12 +81,19 @@ export function createClientsRepository(prisma: PrismaClient, sessions: Sessions
       return rotated
     },
 
-    async delete(id: string) {
+    /**
+     * Deletes the client: its secrets' tokens stop working, and so do the
+     * sessions users started through it. `authorize` sees the client first.
+     */
+    async delete(id: string, authorize: (client: { scopes: string[] }) => void) {
       await sessions.withRevocation(async (tx) => {
+        const [client] = await tx.$queryRaw<Array<{ scopes: string[] }>>`SELECT scopes FROM clients WHERE id = ${id}::uuid FOR UPDATE`
+        if (!client) throw notFound('Client')
+        authorize(client)
         const secrets = await tx.clientSecret.findMany({ where: { clientId: id }, select: { id: true } })
-        const deleted = await tx.client.deleteMany({ where: { id } })
-        if (deleted.count === 0) throw notFound('Client')
-        return { result: undefined, revoked: secrets.map((s) => s.id) }
+        await tx.client.delete({ where: { id } })
+        const ended = await sessions.endClientSessions(tx, id, 'client_deleted')
+        return { result: undefined, revoked: [...secrets.map((s) => s.id), ...ended] }
       })
       cache.forget(id)
     },

@@ -1,10 +1,15 @@
 // Keyset pagination: cursors are an opaque base64url of (created_at, id), the
 // sort key of every list, and a page is the rows after its cursor in that
-// order. A cursor that does not decode is a 400.
+// order. A cursor that does not decode to a key this service could have
+// written is a 400: a forged one must not reach the database with a date
+// PostgreSQL cannot store (year 0, year -271821) or an id in another
+// spelling, where it would fail as a 500.
 import { Prisma, type PrismaClient } from '../generated/prisma/client.js'
 import { badRequest } from '../lib/errors.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+/** An ISO 8601 UTC timestamp as `Date.toISOString()` writes it, for years 1970 to 9999. */
+const TIMESTAMP = /^(19[7-9]\d|[2-9]\d{3})-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 
 export interface CursorKey {
   createdAt: Date
@@ -17,9 +22,11 @@ export function encodeCursor(key: CursorKey): string {
 
 export function decodeCursor(cursor: string | undefined): CursorKey | undefined {
   if (cursor === undefined) return undefined
-  const [time, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|')
-  const createdAt = new Date(time ?? '')
-  if (!id || !UUID.test(id) || Number.isNaN(createdAt.getTime())) {
+  const [time = '', id, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('|')
+  const createdAt = new Date(time)
+  // The round trip through Date also refuses dates the pattern lets by, such as February 30th.
+  const wellFormed = TIMESTAMP.test(time) && !Number.isNaN(createdAt.getTime()) && createdAt.toISOString() === time
+  if (!wellFormed || rest.length > 0 || id === undefined || !UUID.test(id)) {
     throw badRequest('The request is not valid.', [{ field: 'cursor', message: 'is not a cursor this service issued' }])
   }
   return { createdAt, id }

@@ -1,11 +1,18 @@
-// Users: accounts, their public shape, and the writes that must revoke
-// sessions with them (deactivation, role change, deletion).
+// Users: accounts, their public shape, and the changes of their security
+// state. Every such change (password, email, role, activity, deletion; later
+// second factors) goes through `changeSecurityState`: in one transaction it
+// bumps the account's security version, ends the account's sessions and
+// revokes their tokens, so a login or refresh in flight cannot outlive it (see
+// sessions.ts). A change decided on a state read earlier (a current password
+// checked before a slow hash) passes the version it read, and is refused if
+// the account moved on meanwhile.
 import type { PrismaClient } from '../generated/prisma/client.js'
 import { Prisma } from '../generated/prisma/client.js'
 import { conflict, notFound } from '../lib/errors.js'
 import type { UserDto } from '../schemas/users.js'
 import { pageIds, toPage } from './cursor.js'
-import type { SessionsRepository } from './sessions.js'
+import { clearSecondFactorsIn } from './mfa.js'
+import type { EndReason, SessionsRepository } from './sessions.js'
 
 const userSelect = {
   id: true,
@@ -13,10 +20,26 @@ const userSelect = {
   fullName: true,
   role: true,
   isActive: true,
+  mfaEnabled: true,
   createdAt: true
 } satisfies Prisma.UserSelect
 
 type UserRow = Prisma.UserGetPayload<{ select: typeof userSelect }>
+type Transaction = Prisma.TransactionClient
+export type Role = UserRow['role']
+
+/** What signing in and re-authenticating need of an account. */
+const credentialsSelect = {
+  id: true,
+  email: true,
+  passwordHash: true,
+  isActive: true,
+  role: true,
+  securityVersion: true,
+  mfaEnabled: true
+} satisfies Prisma.UserSelect
+
+export type Credentials = Prisma.UserGetPayload<{ select: typeof credentialsSelect }>
 
 export function toUserDto(user: UserRow): UserDto {
   return {
@@ -25,6 +48,7 @@ export function toUserDto(user: UserRow): UserDto {
     full_name: user.fullName,
     role: user.role,
     is_active: user.isActive,
+    mfa_enabled: user.mfaEnabled,
     created_at: user.createdAt.toISOString()
   }
 }
@@ -35,8 +59,52 @@ function isUniqueViolation(error: unknown): boolean {
   return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002'
 }
 
+/** The account changed between the caller's check and its change. */
+const changedMeanwhile = () => conflict('The account changed while this request was running; try again.')
+
+export interface SecurityChange {
+  data?: Prisma.UserUpdateManyMutationInput
+  /** Why the account's sessions end. */
+  reason: EndReason
+  /** Only if the account is still at this version (the caller checked something on it). */
+  expectedVersion?: number
+  /** The caller's own session, which goes on (at the new version). */
+  keepSessionId?: string
+}
+
 export function createUsersRepository(prisma: PrismaClient, sessions: SessionsRepository) {
+  /**
+   * Applies a change of the account's security state inside `tx`: writes
+   * `data`, bumps the security version (refused as a conflict if the account
+   * is not at `expectedVersion`), ends every session but `keepSessionId` and
+   * answers their ids for revocation. The account row stays locked until the
+   * transaction ends, so a session being created for it waits and then sees
+   * the new version.
+   */
+  async function changeSecurityStateIn(tx: Transaction, userId: string, change: SecurityChange): Promise<string[]> {
+    const { count } = await tx.user.updateMany({
+      where: { id: userId, ...(change.expectedVersion === undefined ? {} : { securityVersion: change.expectedVersion }) },
+      data: { ...change.data, securityVersion: { increment: 1 } }
+    })
+    if (count === 0) {
+      throw change.expectedVersion === undefined ? notFound('User') : changedMeanwhile()
+    }
+    if (change.keepSessionId) {
+      const { securityVersion } = await tx.user.findUniqueOrThrow({ where: { id: userId }, select: { securityVersion: true } })
+      await tx.session.updateMany({ where: { id: change.keepSessionId, userId, endedAt: null }, data: { securityVersion } })
+    }
+    return sessions.endUserSessions(tx, userId, change.reason, change.keepSessionId)
+  }
+
+  /** `changeSecurityStateIn` as a transaction of its own, with the revocations. */
+  async function changeSecurityState(userId: string, change: SecurityChange): Promise<void> {
+    await sessions.withRevocation(async (tx) => ({ result: undefined, revoked: await changeSecurityStateIn(tx, userId, change) }))
+  }
+
   return {
+    changeSecurityStateIn,
+    changeSecurityState,
+
     async create(input: { email: string; fullName: string; passwordHash: string; role?: 'user' | 'admin' }) {
       try {
         const user = await prisma.user.create({
@@ -51,22 +119,12 @@ export function createUsersRepository(prisma: PrismaClient, sessions: SessionsRe
     },
 
     /** What a login needs; undefined for an unknown email. */
-    async findCredentials(email: string) {
-      return (
-        (await prisma.user.findUnique({
-          where: { email: normalizeEmail(email) },
-          select: { id: true, passwordHash: true, isActive: true, role: true }
-        })) ?? undefined
-      )
+    async findCredentials(email: string): Promise<Credentials | undefined> {
+      return (await prisma.user.findUnique({ where: { email: normalizeEmail(email) }, select: credentialsSelect })) ?? undefined
     },
 
-    async findCredentialsById(id: string) {
-      return (
-        (await prisma.user.findUnique({
-          where: { id },
-          select: { id: true, email: true, passwordHash: true, isActive: true, role: true }
-        })) ?? undefined
-      )
+    async findCredentialsById(id: string): Promise<Credentials | undefined> {
+      return (await prisma.user.findUnique({ where: { id }, select: credentialsSelect })) ?? undefined
     },
 
     async get(id: string): Promise<UserDto> {
@@ -75,87 +133,103 @@ export function createUsersRepository(prisma: PrismaClient, sessions: SessionsRe
       return toUserDto(user)
     },
 
-    async isAdmin(id: string): Promise<boolean> {
-      const user = await prisma.user.findUnique({ where: { id }, select: { role: true, isActive: true } })
-      return user?.role === 'admin' && user.isActive
-    },
-
     async list(query: { limit: number; cursor?: string }) {
       const ids = await pageIds(prisma, 'users', query, 'asc')
       const rows = await prisma.user.findMany({ where: { id: { in: ids } }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], select: userSelect })
       return toPage(rows, query.limit, toUserDto)
     },
 
-    async updateProfile(id: string, changes: { fullName?: string; email?: string }) {
+    /** Changes what is not security state: the name. */
+    async rename(id: string, fullName: string) {
       try {
-        const user = await prisma.user.update({
-          where: { id },
-          data: {
-            fullName: changes.fullName,
-            email: changes.email === undefined ? undefined : normalizeEmail(changes.email)
-          },
-          select: userSelect
-        })
-        return toUserDto(user)
+        return toUserDto(await prisma.user.update({ where: { id }, data: { fullName }, select: userSelect }))
       } catch (error) {
-        if (isUniqueViolation(error)) throw conflict('An account with this email already exists.')
         if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2025') throw notFound('User')
         throw error
       }
     },
 
-    /** Sets a new password hash and ends every session but `keepSessionId`. */
-    async changePassword(id: string, passwordHash: string, keepSessionId: string | undefined) {
-      return sessions.withRevocation(async (tx) => {
-        await tx.user.update({ where: { id }, data: { passwordHash } })
-        return { result: undefined, revoked: await sessions.endUserSessions(tx, id, 'password_changed', keepSessionId) }
-      })
+    /** Changes the login email; every other session ends. */
+    async changeEmail(id: string, email: string, expectedVersion: number, keepSessionId: string) {
+      try {
+        await changeSecurityState(id, { data: { email: normalizeEmail(email) }, reason: 'email_changed', expectedVersion, keepSessionId })
+      } catch (error) {
+        if (isUniqueViolation(error)) throw conflict('An account with this email already exists.')
+        throw error
+      }
     },
 
-    /** Upgrades a hash made with older parameters; a lost race is harmless. */
-    async rehash(id: string, passwordHash: string) {
-      await prisma.user.updateMany({ where: { id }, data: { passwordHash } })
+    /** Sets a new password hash; every session but `keepSessionId` ends. */
+    async changePassword(id: string, passwordHash: string, expectedVersion: number, keepSessionId: string | undefined) {
+      await changeSecurityState(id, { data: { passwordHash }, reason: 'password_changed', expectedVersion, keepSessionId })
     },
 
     /**
-     * Changes activity and role. Deactivation and role changes end every
-     * session (tokens carry the scopes of the old role); the last active
-     * admin cannot be demoted or deactivated.
+     * Upgrades a hash made with older parameters — only while the account
+     * still has the hash that was verified: a login with the old password that
+     * finishes after a password change must not write the old password back.
+     * Not a change of security state: the password stays the same.
      */
-    async adminUpdate(id: string, changes: { isActive?: boolean; role?: 'user' | 'admin' }) {
+    async rehash(id: string, verifiedHash: string, passwordHash: string) {
+      await prisma.user.updateMany({ where: { id, passwordHash: verifiedHash }, data: { passwordHash } })
+    },
+
+    /**
+     * Changes activity and role, or turns MFA off (an admin's recovery path
+     * for a user who lost every second factor), deciding on the account as it
+     * is in the transaction (locked). `authorize` sees the current role first
+     * and may refuse. Any change ends every session (tokens carry the old
+     * role's scopes); the last active admin cannot be demoted or deactivated.
+     */
+    async adminUpdate(
+      id: string,
+      changes: { isActive?: boolean; role?: Role; mfaEnabled?: false },
+      authorize: (current: { role: Role; isActive: boolean }) => void
+    ) {
       return sessions.withRevocation(async (tx) => {
         // Serialise admin changes so two demotions cannot both pass the check.
         await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('admin-roles'))`
-        const current = await tx.user.findUnique({ where: { id }, select: { role: true, isActive: true } })
+        const [current] = await tx.$queryRaw<Array<{ role: Role; is_active: boolean; mfa_enabled: boolean }>>`
+          SELECT role::text AS role, is_active, mfa_enabled FROM users WHERE id = ${id}::uuid FOR UPDATE`
         if (!current) throw notFound('User')
+        authorize({ role: current.role, isActive: current.is_active })
         const losesAdmin =
           current.role === 'admin' &&
-          current.isActive &&
+          current.is_active &&
           ((changes.role !== undefined && changes.role !== 'admin') || changes.isActive === false)
         if (losesAdmin) {
           const admins = await tx.user.count({ where: { role: 'admin', isActive: true } })
           if (admins <= 1) throw conflict('The last active admin cannot be demoted or deactivated.')
         }
-        const user = await tx.user.update({
-          where: { id },
-          data: { isActive: changes.isActive, role: changes.role },
-          select: userSelect
-        })
         const changed =
-          (changes.isActive !== undefined && changes.isActive !== current.isActive) ||
+          (changes.isActive !== undefined && changes.isActive !== current.is_active) ||
           (changes.role !== undefined && changes.role !== current.role)
-        const revoked = changed ? await sessions.endUserSessions(tx, id, changes.isActive === false ? 'deactivated' : 'role_changed') : []
-        return { result: toUserDto(user), revoked }
+        const resetsMfa = changes.mfaEnabled === false && current.mfa_enabled
+        const revoked = changed || resetsMfa
+          ? await changeSecurityStateIn(tx, id, {
+              data: { isActive: changes.isActive, role: changes.role, mfaEnabled: changes.mfaEnabled },
+              reason: changes.isActive === false ? 'deactivated' : changed ? 'role_changed' : 'mfa_reset'
+            })
+          : []
+        if (resetsMfa) await clearSecondFactorsIn(tx, id)
+        const user = await tx.user.findUniqueOrThrow({ where: { id }, select: userSelect })
+        return { result: { user: toUserDto(user), mfaReset: resetsMfa }, revoked }
       })
     },
 
-    /** Deletes the account with its posts and sessions (their tokens are revoked first). */
-    async delete(id: string) {
+    /**
+     * Deletes the account with its posts and sessions (their tokens are
+     * revoked in the same transaction) — if it is still at `expectedVersion`.
+     */
+    async delete(id: string, expectedVersion: number) {
       return sessions.withRevocation(async (tx) => {
-        const user = await tx.user.findUnique({ where: { id }, select: { role: true, isActive: true } })
+        // The same lock order as adminUpdate (the admin lock, then the row), so the two never deadlock.
+        await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('admin-roles'))`
+        const [user] = await tx.$queryRaw<Array<{ role: Role; is_active: boolean; security_version: number }>>`
+          SELECT role::text AS role, is_active, security_version FROM users WHERE id = ${id}::uuid FOR UPDATE`
         if (!user) throw notFound('User')
-        if (user.role === 'admin' && user.isActive) {
-          await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('admin-roles'))`
+        if (user.security_version !== expectedVersion) throw changedMeanwhile()
+        if (user.role === 'admin' && user.is_active) {
           const admins = await tx.user.count({ where: { role: 'admin', isActive: true } })
           if (admins <= 1) throw conflict('The last active admin cannot be deleted.')
         }
@@ -169,8 +243,11 @@ export function createUsersRepository(prisma: PrismaClient, sessions: SessionsRe
       return prisma.user.count({ where: { role: 'admin', isActive: true } })
     },
 
+    /** Makes the account an active admin (a change of security state: its sessions end). */
     async promote(email: string) {
-      return prisma.user.update({ where: { email: normalizeEmail(email) }, data: { role: 'admin', isActive: true }, select: userSelect })
+      const account = await prisma.user.findUnique({ where: { email: normalizeEmail(email) }, select: { id: true } })
+      if (!account) throw notFound('User')
+      await changeSecurityState(account.id, { data: { role: 'admin', isActive: true }, reason: 'role_changed' })
     }
   }
 }

@@ -1,88 +1,29 @@
 // Accounts and tokens: signup, the OAuth2 token endpoint (password,
-// refresh_token and client_credentials grants), RFC 7009 revocation, logout.
+// refresh_token, client_credentials and mfa-otp grants), RFC 7009
+// revocation, logout.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply, FastifyRequest } from 'fastify'
-import { badRequest, clientClosedRequest, OAuthError } from '../lib/errors.js'
+import { badRequest, OAuthError } from '../lib/errors.js'
+import { whileClientWaits } from '../lib/client-waits.js'
 import { REFRESH_TOKEN_PREFIX } from '../lib/opaque-tokens.js'
+import { requestingClient } from '../oauth/client-auth.js'
+import { GRANTS } from '../oauth/grants/index.js'
 import type { Principal } from '../plugins/infra/jwt.js'
-import { grantScopes, parseScope, scopesForRole } from '../lib/scopes.js'
-import { OAuthErrorResponse, RevokeBody, TokenBody, TokenResponse } from '../schemas/auth.js'
+import { MfaRequiredResponse, OAuthErrorResponse, RevokeBody, TokenBody, TokenResponse } from '../schemas/auth.js'
 import { NoContent, problems, refTo } from '../schemas/common.js'
 import { SignupBody, User } from '../schemas/users.js'
 import { trimFields } from '../lib/trim.js'
-import { auditActor, auditSource } from '../repositories/audit.js'
-
-/** Password logins without client authentication are made by this public client. */
-export const PUBLIC_CLIENT_ID = 'public'
-
-interface ClientCredentials {
-  clientId: string
-  clientSecret: string
-  viaBasic: boolean
-}
-
-/**
- * The client credentials of a token request (RFC 6749 §2.3.1): HTTP Basic
- * with form-encoded id and secret, or `client_id`/`client_secret` in the
- * body, never both. An empty Basic pair (as API consoles such as Swagger UI
- * send for public clients) counts as none.
- */
-function clientCredentials(request: FastifyRequest, body: { client_id?: string; client_secret?: string }) {
-  const header = request.headers.authorization
-  let basic: ClientCredentials | undefined
-  if (header && /^Basic /i.test(header)) {
-    const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8')
-    const separator = decoded.indexOf(':')
-    if (separator < 0) throw new OAuthError('invalid_client', 'Malformed HTTP Basic credentials.', { basicChallenge: true })
-    try {
-      basic = {
-        clientId: decodeURIComponent(decoded.slice(0, separator).replace(/\+/g, ' ')),
-        clientSecret: decodeURIComponent(decoded.slice(separator + 1).replace(/\+/g, ' ')),
-        viaBasic: true
-      }
-    } catch {
-      throw new OAuthError('invalid_client', 'Malformed HTTP Basic credentials.', { basicChallenge: true })
-    }
-    // The public client has no secret: naming it is the same as sending nothing.
-    if (!basic.clientSecret && (!basic.clientId || basic.clientId === PUBLIC_CLIENT_ID)) basic = undefined
-  }
-  const inBody = body.client_secret !== undefined
-  if (basic && (inBody || body.client_id)) {
-    throw new OAuthError('invalid_request', 'Send client credentials with HTTP Basic or in the body, not both.')
-  }
-  if (basic) return basic
-  if (inBody) return { clientId: body.client_id ?? '', clientSecret: body.client_secret ?? '', viaBasic: false }
-  return undefined
-}
-
-/**
- * Aborts when the client closes the connection before its answer is sent: a
- * password hash still waiting for its turn is then not computed (a flood of
- * logins whose clients gave up would otherwise delay every later one). The
- * attempt still counts towards the account's lockout.
- */
-function whileClientWaits(reply: FastifyReply): AbortSignal {
-  const controller = new AbortController()
-  const gone = () => controller.abort(clientClosedRequest())
-  // Gone already (while the body was read or the account looked up), or later.
-  if (reply.raw.socket?.destroyed === true) gone()
-  else {
-    reply.raw.once('close', () => {
-      if (!reply.raw.writableEnded) gone()
-    })
-  }
-  return controller.signal
-}
+import { auditActor } from '../repositories/audit.js'
 
 const tokenDescription = `The OAuth2 token endpoint (RFC 6749). Send \`application/x-www-form-urlencoded\` (JSON is accepted too).
 
-- \`grant_type=password\`: \`username\` (the email), \`password\`, optional \`scope\` → access and refresh token.
-- \`grant_type=refresh_token\`: \`refresh_token\`, optional narrower \`scope\` → a new access token and a **new** refresh token; the old one is spent, and presenting it again ends the session.
+- \`grant_type=password\`: \`username\` (the email), \`password\`, optional \`scope\` → access and refresh token. For an account with MFA, a right password answers **403** \`mfa_required\` with an \`mfa_token\` instead.
+- \`grant_type=urn:blog-api:grant-type:mfa-otp\`: \`mfa_token\` (from the \`mfa_required\` answer, same client, within 5 minutes) and \`otp\` (the authenticator's current code, or an unused recovery code) → access and refresh token. Each code works once; five wrong codes end the \`mfa_token\`, and wrong codes count towards the account's lockout like wrong passwords.
+- \`grant_type=refresh_token\`: \`refresh_token\`, optional narrower \`scope\` → a new access token and a **new** refresh token; the old one is spent. Only the client the token was issued to may redeem it (authenticated, if confidential). A retry of the latest refresh within \`REFRESH_REUSE_GRACE\` seconds gets the same new refresh token again; presenting an older one ends the session.
 - \`grant_type=client_credentials\`: client authentication (HTTP Basic or \`client_id\`/\`client_secret\`), optional \`scope\` → access token only.`
 
 const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { usersRepository: users, sessionsRepository: sessions, clientsRepository: clients, auditLog } = fastify
-  const { passwords, tokens, config, loginThrottle } = fastify
+  const { passwords, tokens, config } = fastify
   const rateLimit = { max: config.AUTH_RATE_LIMIT_MAX, timeWindow: config.AUTH_RATE_LIMIT_WINDOW * 1000 }
 
   /** A user's token ends its whole session; a service client's token is revoked alone. */
@@ -115,7 +56,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       if (weak.length > 0) throw badRequest('The password does not meet the policy.', weak)
       const user = await users.create({ email, fullName, passwordHash: await passwords.hash(password, whileClientWaits(reply)) })
       await auditLog.record('user.signup', request, { userId: user.id })
-      return reply.code(201).header('location', `/users/${user.id}`).send(user)
+      // The account is personal data: no cache keeps it.
+      return reply.code(201).header('location', `/users/${user.id}`).header('cache-control', 'no-store').send(user)
     }
   )
 
@@ -135,8 +77,9 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
           400: {
             ...OAuthErrorResponse,
             description:
-              'RFC 6749 error: `invalid_request`, `invalid_grant` (wrong email or password, spent or unknown refresh token), `unsupported_grant_type` or `invalid_scope`.'
+              'RFC 6749 error: `invalid_request`, `invalid_grant` (wrong email or password, spent or unknown refresh token, wrong or used code, invalid or expired `mfa_token`), `unsupported_grant_type` or `invalid_scope`.'
           },
+          403: MfaRequiredResponse,
           401: {
             ...OAuthErrorResponse,
             description: '`invalid_client`: client authentication failed (with a Basic challenge when Basic was used).',
@@ -151,99 +94,12 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     },
     async (request, reply) => {
-      const body = request.body
-      const credentials = clientCredentials(request, body)
-      let client: Awaited<ReturnType<typeof clients.authenticate>>
-      if (credentials) {
-        client = await clients.authenticate(credentials.clientId, credentials.clientSecret)
-        if (!client) {
-          await auditLog.record('client.failure', request, { details: { attempted_client_id: credentials.clientId.slice(0, 100) } })
-          throw new OAuthError('invalid_client', 'Client authentication failed.', { basicChallenge: credentials.viaBasic })
-        }
-      }
+      const { body } = request
+      const client = await requestingClient(request, body, clients, auditLog)
       reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
-
-      switch (body.grant_type) {
-        case 'password': {
-          if (!body.username || body.password === undefined) {
-            throw new OAuthError('invalid_request', 'The password grant needs "username" and "password".')
-          }
-          // Before any lookup or verification: a locked-out email costs the attacker nothing but a 429.
-          const lockSeconds = await loginThrottle.attempt(body.username)
-          const account = await users.findCredentials(body.username)
-          const check = await passwords.verify(account?.passwordHash, body.password, whileClientWaits(reply))
-          if (!account || !check.valid || !account.isActive) {
-            await auditLog.record('login.failure', request, { userId: account?.id })
-            if (lockSeconds > 0) {
-              await auditLog.record('login.locked', request, { userId: account?.id, details: { lock_seconds: lockSeconds } })
-            }
-            throw new OAuthError('invalid_grant', 'The email or password is incorrect.')
-          }
-          await loginThrottle.succeeded(body.username)
-          const scope = grantScopes(body.scope, scopesForRole(account.role))
-          if (check.needsRehash) await users.rehash(account.id, await passwords.hash(body.password))
-          // Records `login.success` with the session, in the same statement.
-          const session = await sessions.start(account.id, scope, auditSource(request))
-          const access = tokens.issueAccessToken({
-            sub: account.id,
-            clientId: client?.clientId ?? PUBLIC_CLIENT_ID,
-            scope,
-            sid: session.sessionId
-          })
-          return {
-            access_token: access.accessToken,
-            token_type: 'bearer' as const,
-            expires_in: access.expiresIn,
-            refresh_token: session.refreshToken,
-            scope
-          }
-        }
-
-        case 'refresh_token': {
-          if (!body.refresh_token) throw new OAuthError('invalid_request', 'The refresh_token grant needs "refresh_token".')
-          const result = await sessions.rotate(body.refresh_token, parseScope(body.scope))
-          if (result.outcome === 'reused') {
-            await auditLog.record('refresh_token.reuse', request, { userId: result.userId, sessionId: result.sessionId })
-          }
-          if (result.outcome !== 'rotated') {
-            throw new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked.')
-          }
-          await auditLog.record('token.refresh', request, { userId: result.userId, sessionId: result.sessionId })
-          const access = tokens.issueAccessToken({
-            sub: result.userId,
-            clientId: client?.clientId ?? PUBLIC_CLIENT_ID,
-            scope: result.scope,
-            sid: result.sessionId
-          })
-          return {
-            access_token: access.accessToken,
-            token_type: 'bearer' as const,
-            expires_in: access.expiresIn,
-            refresh_token: result.refreshToken,
-            scope: result.scope
-          }
-        }
-
-        case 'client_credentials': {
-          if (!client) {
-            throw new OAuthError('invalid_client', 'The client_credentials grant needs client authentication.', {
-              basicChallenge: true
-            })
-          }
-          const scope = grantScopes(body.scope, client.scopes)
-          await auditLog.record('client.token', request, { clientId: client.clientId })
-          const access = tokens.issueAccessToken({
-            sub: client.clientId,
-            clientId: client.clientId,
-            scope,
-            sid: client.secretId
-          })
-          return { access_token: access.accessToken, token_type: 'bearer' as const, expires_in: access.expiresIn, scope }
-        }
-
-        default:
-          throw new OAuthError('unsupported_grant_type', `The grant type "${body.grant_type}" is not supported.`)
-      }
+      const grant = GRANTS.get(body.grant_type)
+      if (!grant) throw new OAuthError('unsupported_grant_type', `The grant type "${body.grant_type}" is not supported.`)
+      return grant({ fastify, request, body, reply, client })
     }
   )
 

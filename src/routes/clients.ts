@@ -1,11 +1,25 @@
 // Service clients (OAuth2 client-credentials), for holders of `clients:manage`.
+// Nobody hands out powers they do not hold: a caller registers clients only
+// with scopes its own token carries, and rotates or deletes only clients whose
+// scopes it holds too (rotating another's secret would hand over its powers).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
+import { forbidden } from '../lib/errors.js'
+import { missingScopes } from '../lib/scopes.js'
 import { Client, ClientWithSecret, CreateClientBody } from '../schemas/clients.js'
 import { auditActor } from '../repositories/audit.js'
 import { Cursor, IdParams, Limit, NoContent, Page, problems } from '../schemas/common.js'
 
-const managed = { 401: 'Missing, invalid or revoked token', 403: 'Needs clients:manage' }
+const managed = { 401: 'Missing, invalid or revoked token', 403: "Needs clients:manage, and every scope of the client concerned" }
+
+/** Refuses when the caller's token lacks a scope of `scopes`. */
+function holdsAll(request: FastifyRequest, scopes: Iterable<string>, action: string) {
+  const missing = missingScopes(scopes, request.user.scopes)
+  if (missing.length > 0) {
+    throw forbidden(`You can ${action} only with scopes you hold yourself; missing: ${missing.join(' ')}.`)
+  }
+}
 
 const clientsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { clientsRepository: clients, auditLog } = fastify
@@ -23,7 +37,8 @@ const clientsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         tags: ['Service clients'],
         operationId: 'createClient',
         summary: 'Register a service client',
-        description: 'The `client_secret` is shown only in this answer; it is stored as a hash.',
+        description:
+          'The `client_secret` is shown only in this answer; it is stored as a hash. You can grant only scopes your own token carries (403 otherwise).',
         security: [{ oauth2: ['clients:manage'] }],
         body: CreateClientBody,
         response: {
@@ -37,6 +52,7 @@ const clientsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     },
     async (request, reply) => {
+      holdsAll(request, request.body.scopes, 'grant a client scopes')
       const client = await clients.create(request.body.name, request.body.scopes)
       await auditLog.record('client.created', request, { ...auditActor(request.user), details: { target_client_id: client.client_id } })
       return reply.code(201).header('location', `/clients/${client.client_id}`).send(client)
@@ -68,7 +84,8 @@ const clientsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         tags: ['Service clients'],
         operationId: 'rotateClientSecret',
         summary: 'Rotate a client secret',
-        description: 'Issues a new secret. The old one, and every token minted with it, stop working at once.',
+        description:
+          'Issues a new secret. The old one, and every token minted with it, stop working at once. Only for clients whose every scope your token carries.',
         security: [{ oauth2: ['clients:manage'] }],
         params: IdParams,
         response: {
@@ -78,7 +95,7 @@ const clientsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     },
     async (request) => {
-      const client = await clients.rotateSecret(request.params.id)
+      const client = await clients.rotateSecret(request.params.id, (target) => holdsAll(request, target.scopes, "rotate a client's secret"))
       await auditLog.record('client.secret_rotated', request, { ...auditActor(request.user), details: { target_client_id: client.client_id } })
       return client
     }
@@ -92,14 +109,15 @@ const clientsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         tags: ['Service clients'],
         operationId: 'deleteClient',
         summary: 'Delete a service client',
-        description: 'Its tokens stop working at once.',
+        description:
+          'Its tokens stop working at once, and so do the sessions users signed in to through it. Only for clients whose every scope your token carries.',
         security: [{ oauth2: ['clients:manage'] }],
         params: IdParams,
         response: { 204: NoContent('Deleted; its tokens stop working.'), ...problems({ ...managed, 400: 'Invalid id', 404: 'Unknown client' }) }
       }
     },
     async (request, reply) => {
-      await clients.delete(request.params.id)
+      await clients.delete(request.params.id, (target) => holdsAll(request, target.scopes, 'delete a client'))
       await auditLog.record('client.deleted', request, { ...auditActor(request.user), details: { target_client_id: request.params.id } })
       return reply.code(204).send()
     }

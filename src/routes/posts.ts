@@ -1,5 +1,7 @@
-// The blog: anyone reads; holders of `posts:write` write; only the author (or
-// an admin) changes or deletes a post, with optimistic concurrency (If-Match).
+// The blog: anyone reads; users with `posts:write` write; only the author (with
+// `posts:write`) or a holder of `posts:moderate` changes or deletes a post,
+// with optimistic concurrency (If-Match). Powers come from the token's scopes
+// only: an admin's token narrowed to `posts:write` edits only its own posts.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { forbidden, notFound, ProblemError } from '../lib/errors.js'
@@ -11,7 +13,7 @@ import { CreatePostBody, Post, PostsQuery, UpdatePostBody } from '../schemas/pos
 const writeProblems = {
   400: 'Invalid body',
   401: 'Missing, invalid or revoked token',
-  403: 'Not the author, or missing posts:write',
+  403: 'Neither the author (with posts:write) nor a holder of posts:moderate',
   404: 'Unknown post',
   412: 'The post changed since the If-Match version'
 }
@@ -39,17 +41,19 @@ function ifNoneMatchHits(header: string | undefined, etag: string): boolean {
 }
 
 const postsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { postsRepository: posts, usersRepository: users, postCache } = fastify
+  const { postsRepository: posts, postCache } = fastify
   // Reading needs no token, but a token that is sent must be valid (RFC 6750 §3.1).
   const reader = [fastify.authenticateIfPresent]
-  const writer = [fastify.authenticate, fastify.requireScope('posts:write'), fastify.requireUser]
+  const author = [fastify.authenticate, fastify.requireScope('posts:write'), fastify.requireUser]
 
-  /** The post, if the caller is its author or an admin: else 404 or 403. Also checks If-Match. */
+  /** The post, if the caller may change it: else 404 or 403. Also checks If-Match. */
   async function editablePost(request: FastifyRequest, id: string) {
     const post = await posts.find(id)
     if (!post) throw notFound('Post')
-    if (post.authorId !== request.user.id && !(await users.isAdmin(request.user.id))) {
-      throw forbidden('Only the author or an admin may change this post.')
+    const { user } = request
+    const isAuthor = user.kind === 'user' && post.authorId === user.id && user.scopes.has('posts:write')
+    if (!isAuthor && !user.scopes.has('posts:moderate')) {
+      throw forbidden('Only the author (with posts:write) or a moderator (posts:moderate) may change this post.')
     }
     if (ifMatchFails(request.headers['if-match'], postEtag(post))) {
       throw new ProblemError(412, 'The post has changed since you read it; fetch it again.')
@@ -109,7 +113,8 @@ const postsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post(
     '/posts',
     {
-      onRequest: writer,
+      onRequest: author,
+      bodyLimit: fastify.config.BODY_LIMIT,
       preValidation: trimFields(['title', 'content']),
       schema: {
         tags: ['Posts'],
@@ -140,14 +145,16 @@ const postsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.patch(
     '/posts/:id',
     {
-      onRequest: writer,
+      onRequest: [fastify.authenticate],
+      bodyLimit: fastify.config.BODY_LIMIT,
       preValidation: trimFields(['title', 'content']),
       schema: {
         tags: ['Posts'],
         operationId: 'updatePost',
         summary: 'Edit a post',
-        description: 'The author or an admin. Send `If-Match` with the ETag you read to avoid overwriting a newer edit (412).',
-        security: [{ oauth2: ['posts:write'] }],
+        description:
+          'The author (with `posts:write`), or a holder of `posts:moderate`. Send `If-Match` with the ETag you read to avoid overwriting a newer edit (412).',
+        security: [{ oauth2: ['posts:write'] }, { oauth2: ['posts:moderate'] }],
         params: IdParams,
         body: UpdatePostBody,
         response: { 200: refTo(Post, 'The edited post.', { headers: etagHeader }), ...problems(writeProblems) }
@@ -165,13 +172,13 @@ const postsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.delete(
     '/posts/:id',
     {
-      onRequest: writer,
+      onRequest: [fastify.authenticate],
       schema: {
         tags: ['Posts'],
         operationId: 'deletePost',
         summary: 'Delete a post',
-        description: 'The author or an admin. Honours `If-Match`.',
-        security: [{ oauth2: ['posts:write'] }],
+        description: 'The author (with `posts:write`), or a holder of `posts:moderate`. Honours `If-Match`.',
+        security: [{ oauth2: ['posts:write'] }, { oauth2: ['posts:moderate'] }],
         params: IdParams,
         response: { 204: NoContent('Deleted.'), ...problems({ ...writeProblems, 400: 'Invalid id' }) }
       }

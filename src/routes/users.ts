@@ -1,17 +1,49 @@
 // The caller's own account (`/users/me`) and user administration.
+//
+// Whatever a stolen access token must not be enough for asks for the current
+// password again: a new password, a new email (the login name), deleting the
+// account. Those checks are throttled per account (see login-throttle.ts),
+// and the change is applied only if the account is still as it was when the
+// password was checked (its security version), so two changes racing each
+// other cannot both pass on one check.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { badRequest, forbidden } from '../lib/errors.js'
+import type { FastifyRequest } from 'fastify'
+import { badRequest, BearerError, forbidden } from '../lib/errors.js'
+import { ADMINISTRATIVE_SCOPES, missingScopes } from '../lib/scopes.js'
 import { trimFields } from '../lib/trim.js'
 import { auditActor } from '../repositories/audit.js'
+import type { Credentials } from '../repositories/users.js'
 import { IdParams, NoContent, Page, problems, refTo } from '../schemas/common.js'
-import { AdminUpdateUserBody, ChangePasswordBody, UpdateMeBody, User, UsersQuery } from '../schemas/users.js'
+import { AdminUpdateUserBody, ChangePasswordBody, DeleteMeBody, UpdateMeBody, User, UsersQuery } from '../schemas/users.js'
 
 const bearer = { 401: 'Missing, invalid or revoked token' }
 const userOnly = { ...bearer, 403: 'Service clients have no account' }
+const reauthProblems = {
+  ...userOnly,
+  409: 'The account changed while the request was running; try again',
+  429: 'Too many wrong current passwords',
+  503: 'Temporarily unavailable'
+}
 
 const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { usersRepository: users, passwords, auditLog, config, loginThrottle } = fastify
+  const { usersRepository: users, passwords, auditLog, config, reauthThrottle } = fastify
   const asUser = [fastify.authenticate, fastify.requireUser]
+
+  /**
+   * Checks the caller's current password (throttled per account) and answers
+   * the account as it was when checked: its security version is what the
+   * change must still find.
+   */
+  async function reauthenticate(request: FastifyRequest, currentPassword: string): Promise<Credentials> {
+    const attempt = await reauthThrottle.attempt(request.user.id)
+    const account = await users.findCredentialsById(request.user.id)
+    const check = await passwords.verify(account?.passwordHash, currentPassword)
+    if (!account || !check.valid) {
+      throw badRequest('The current password is incorrect.', [{ field: 'current_password', message: 'is incorrect' }])
+    }
+    await attempt.succeeded()
+    return account
+  }
 
   fastify.get(
     '/users/me',
@@ -38,25 +70,35 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         tags: ['Users'],
         operationId: 'updateMe',
         summary: 'Change your name or email',
-        description: 'Send `full_name`, `email` or both; other fields are refused. A new email is stored lower-cased.',
+        description:
+          'Send `full_name`, `email` or both; other fields are refused. Changing `email` (your login) needs `current_password`, and ends your other sessions. A new email is stored lower-cased.',
         security: [{ oauth2: [] }],
         body: UpdateMeBody,
         response: {
           200: refTo(User, 'Your updated account.'),
-          ...problems({ ...userOnly, 400: 'Invalid body', 409: 'The email is taken' })
+          ...problems({
+            ...reauthProblems,
+            400: 'Invalid body, or `current_password` missing or wrong for an email change',
+            409: 'The email is taken, or the account changed while the request was running'
+          })
         }
       }
     },
     async (request) => {
-      const user = await users.updateProfile(request.user.id, {
-        fullName: request.body.full_name,
-        email: request.body.email
-      })
+      const { full_name: fullName, email, current_password: currentPassword } = request.body
+      if (email !== undefined) {
+        if (currentPassword === undefined) {
+          throw badRequest('Changing the email needs your current password.', [{ field: 'current_password', message: 'is required to change the email' }])
+        }
+        const account = await reauthenticate(request, currentPassword)
+        await users.changeEmail(account.id, email, account.securityVersion, request.user.sessionId)
+      }
+      const user = fullName === undefined ? await users.get(request.user.id) : await users.rename(request.user.id, fullName)
       // Posts show their author's name: this instance's readers see the new one at once.
-      if (request.body.full_name !== undefined) fastify.postCache.forgetAuthor(user.id)
+      if (fullName !== undefined) fastify.postCache.forgetAuthor(user.id)
       await auditLog.record('user.updated', request, {
         ...auditActor(request.user),
-        details: { target_user_id: user.id, fields: Object.keys(request.body) }
+        details: { target_user_id: user.id, fields: Object.keys(request.body).filter((field) => field !== 'current_password') }
       })
       return user
     }
@@ -76,27 +118,16 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         body: ChangePasswordBody,
         response: {
           204: NoContent('Changed; every other session has ended.'),
-          ...problems({
-            ...userOnly,
-            400: 'Wrong current password, or a weak new one',
-            429: 'Too many attempts',
-            503: 'Temporarily unavailable'
-          })
+          ...problems({ ...reauthProblems, 400: 'Wrong current password, or a weak new one' })
         }
       }
     },
     async (request, reply) => {
-      const account = await users.findCredentialsById(request.user.id)
-      // Guessing the current password here counts against the same lockout as failed logins.
-      if (account) await loginThrottle.attempt(account.email)
-      const check = await passwords.verify(account?.passwordHash, request.body.current_password)
-      if (!account || !check.valid) {
-        throw badRequest('The current password is incorrect.', [{ field: 'current_password', message: 'is incorrect' }])
-      }
-      await loginThrottle.succeeded(account.email)
+      const account = await reauthenticate(request, request.body.current_password)
       const weak = passwords.policyErrors(request.body.new_password, 'new_password', account.email)
       if (weak.length > 0) throw badRequest('The new password does not meet the policy.', weak)
-      await users.changePassword(account.id, await passwords.hash(request.body.new_password), request.user.sessionId)
+      const hash = await passwords.hash(request.body.new_password)
+      await users.changePassword(account.id, hash, account.securityVersion, request.user.sessionId)
       await auditLog.record('password.changed', request, auditActor(request.user))
       return reply.code(204).send()
     }
@@ -110,18 +141,24 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         tags: ['Users'],
         operationId: 'deleteMe',
         summary: 'Delete your account',
-        description: 'Deletes the account with its posts and sessions; every token of it stops working.',
+        description: 'Needs the current password. Deletes the account with its posts and sessions; every token of it stops working.',
         security: [{ oauth2: [] }],
+        body: DeleteMeBody,
         response: {
           204: NoContent('Deleted, with its posts and sessions.'),
-          ...problems({ ...userOnly, 409: 'The last admin cannot be deleted' })
+          ...problems({
+            ...reauthProblems,
+            400: 'Missing or wrong current password',
+            409: 'The last admin cannot be deleted, or the account changed while the request was running'
+          })
         }
       }
     },
     async (request, reply) => {
-      await users.delete(request.user.id)
-      fastify.postCache.forgetAuthor(request.user.id)
-      await auditLog.record('user.deleted', request, { ...auditActor(request.user), details: { target_user_id: request.user.id } })
+      const account = await reauthenticate(request, request.body.current_password)
+      await users.delete(account.id, account.securityVersion)
+      fastify.postCache.forgetAuthor(account.id)
+      await auditLog.record('user.deleted', request, { ...auditActor(request.user), details: { target_user_id: account.id } })
       return reply.code(204).send()
     }
   )
@@ -134,22 +171,19 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         tags: ['Users'],
         operationId: 'getUser',
         summary: 'A user',
-        description: 'Yourself, or anyone for an admin or a holder of `users:read`. Others get 403, whether or not the id exists.',
-        security: [{ oauth2: [] }],
+        description: 'Yourself, or anyone with `users:read`. Others get 403, whether or not the id exists.',
+        security: [{ oauth2: [] }, { oauth2: ['users:read'] }],
         params: IdParams,
         response: {
           200: refTo(User, 'The account.'),
-          ...problems({ ...bearer, 400: 'Invalid id', 403: 'Not yourself, and not an admin', 404: 'Unknown user (admins only)' })
+          ...problems({ ...bearer, 400: 'Invalid id', 403: 'Not yourself, and no users:read', 404: 'Unknown user (with users:read)' })
         }
       }
     },
     async (request) => {
       const caller = request.user
-      const allowed =
-        (caller.kind === 'user' && caller.id === request.params.id) ||
-        caller.scopes.has('users:read') ||
-        (caller.kind === 'user' && (await users.isAdmin(caller.id)))
-      if (!allowed) throw forbidden('You may only read your own account.')
+      const self = caller.kind === 'user' && caller.id.toLowerCase() === request.params.id.toLowerCase()
+      if (!self && !caller.scopes.has('users:read')) throw forbidden('You may only read your own account.')
       return users.get(request.params.id)
     }
   )
@@ -181,9 +215,9 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       schema: {
         tags: ['Administration'],
         operationId: 'updateUser',
-        summary: 'Activate, deactivate or change the role of a user',
+        summary: 'Activate, deactivate or change the role of a user, or turn their MFA off',
         description:
-          "A deactivated user's tokens stop working at once, and so do those of a user whose role changes (they carry the old role's scopes). The last active admin cannot be demoted or deactivated (409).",
+          "Any change ends every session of the user: a deactivated user's tokens stop working at once, and so do those of a user whose role changes (they carry the old role's scopes). `mfa_enabled: false` is the recovery path of a user who lost their authenticator and their recovery codes: their second factors are deleted (check who is asking first: it leaves the password as the only factor). Making an admin, or changing one (their MFA included), needs every administrative scope (`posts:moderate users:read users:write clients:manage audit:read`), not only `users:write`. The last active admin cannot be demoted or deactivated (409).",
         security: [{ oauth2: ['users:write'] }],
         params: IdParams,
         body: AdminUpdateUserBody,
@@ -192,7 +226,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
           ...problems({
             ...bearer,
             400: 'Invalid body',
-            403: 'Needs users:write',
+            403: 'Needs users:write, and every administrative scope to make or change an admin',
             404: 'Unknown user',
             409: 'The last active admin cannot be demoted or deactivated'
           })
@@ -200,14 +234,23 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     },
     async (request) => {
-      const user = await users.adminUpdate(request.params.id, {
-        isActive: request.body.is_active,
-        role: request.body.role
+      const { is_active: isActive, role, mfa_enabled: mfaEnabled } = request.body
+      // Nobody gives powers they do not hold: making or changing an admin takes every administrative scope.
+      const { user, mfaReset } = await users.adminUpdate(request.params.id, { isActive, role, mfaEnabled }, (current) => {
+        if (current.role !== 'admin' && role !== 'admin') return
+        const missing = missingScopes(ADMINISTRATIVE_SCOPES, request.user.scopes)
+        if (missing.length > 0) {
+          throw new BearerError('insufficient_scope', 'Making or changing an admin needs every administrative scope.', {
+            realm: config.JWT_AUDIENCE,
+            scope: missing.join(' ')
+          })
+        }
       })
       await auditLog.record('user.updated', request, {
         ...auditActor(request.user),
         details: { target_user_id: user.id, ...request.body }
       })
+      if (mfaReset) await auditLog.record('mfa.disabled', request, { ...auditActor(request.user), details: { target_user_id: user.id, by: 'admin' } })
       return user
     }
   )

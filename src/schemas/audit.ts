@@ -1,6 +1,6 @@
 // The audit trail as admins read it: security events, newest first.
 import { Type, type Static } from '@sinclair/typebox'
-import { Cursor, Id, Limit, Timestamp } from './common.js'
+import { Cursor, Id, IdOf, Limit, Timestamp } from './common.js'
 
 /** Every kind of event the service records. */
 export const AUDIT_KINDS = [
@@ -10,6 +10,7 @@ export const AUDIT_KINDS = [
   'login.locked',
   'token.refresh',
   'refresh_token.reuse',
+  'refresh_token.wrong_client',
   'session.logout',
   'session.revoked',
   'password.changed',
@@ -19,7 +20,15 @@ export const AUDIT_KINDS = [
   'client.secret_rotated',
   'client.deleted',
   'client.token',
-  'client.failure'
+  'client.failure',
+  'login.mfa_required',
+  'mfa.enrolment_started',
+  'mfa.enabled',
+  'mfa.success',
+  'mfa.failure',
+  'mfa.recovery_code_used',
+  'mfa.recovery_codes_regenerated',
+  'mfa.disabled'
 ] as const
 
 export const AuditKind = Type.Union(AUDIT_KINDS.map((kind) => Type.Literal(kind)))
@@ -46,7 +55,7 @@ export const AuditEventsQuery = Type.Object(
   {
     limit: Limit,
     cursor: Type.Optional(Cursor),
-    user_id: Type.Optional(Type.String({ format: 'uuid', description: 'Events by or about this account.' })),
+    user_id: Type.Optional(IdOf('Events by or about this account.')),
     kind: Type.Optional(AuditKind)
   },
   { additionalProperties: false }

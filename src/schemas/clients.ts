@@ -1,18 +1,15 @@
 // Service clients of the client-credentials grant.
 import { Type } from '@sinclair/typebox'
-import { Id, Timestamp } from './common.js'
+import { CLIENT_SCOPES } from '../lib/scopes.js'
+import { Id, Text, Timestamp } from './common.js'
 
 /** Scopes a service client may be granted; `posts:write` needs a user behind it. */
-export const ClientScope = Type.Union([
-  Type.Literal('users:read'),
-  Type.Literal('users:write'),
-  Type.Literal('clients:manage')
-])
+export const ClientScope = Type.Union(CLIENT_SCOPES.map((scope) => Type.Literal(scope)))
 
 export const CreateClientBody = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 100, examples: ['billing-service'] }),
-    scopes: Type.Array(ClientScope, { maxItems: 3, uniqueItems: true })
+    name: Text({ minLength: 1, maxLength: 100, examples: ['billing-service'] }),
+    scopes: Type.Array(ClientScope, { maxItems: CLIENT_SCOPES.length, uniqueItems: true })
   },
   { additionalProperties: false, examples: [{ name: 'billing-service', scopes: ['users:read'] }] }
 )

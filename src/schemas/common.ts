@@ -1,9 +1,25 @@
 // Small shared schema atoms, composed into the request and response schemas
 // of every route. TypeScript types come from these with `Static<>`.
 import { STATUS_CODES } from 'node:http'
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Type, type Static, type StringOptions, type TSchema } from '@sinclair/typebox'
 
-export const Id = Type.String({ format: 'uuid', description: 'An opaque identifier (UUID).' })
+/**
+ * Text as PostgreSQL and UTF-8 can hold it: no U+0000 (PostgreSQL's text
+ * refuses it) and no lone surrogate (UTF-8 cannot encode one; it would be
+ * stored as U+FFFD, a silently altered value). Every string a client sends
+ * is one of these, an id, an email, or a pattern of its own that excludes both.
+ */
+export const TEXT_PATTERN = '^[^\\u0000\\uD800-\\uDFFF]*$'
+export const Text = (options: StringOptions = {}) => Type.String({ ...options, pattern: TEXT_PATTERN })
+
+/**
+ * An id exactly as the service writes it: a UUID in its plain 8-4-4-4-12
+ * spelling. The JSON Schema `uuid` format also admits `urn:uuid:…`, which
+ * PostgreSQL does not; braces and undashed forms are refused as well.
+ */
+export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+export const IdOf = (description: string) => Type.String({ format: 'uuid', pattern: UUID_PATTERN, description })
+export const Id = IdOf('An opaque identifier (UUID).')
 export const IdParams = Type.Object({ id: Id })
 
 export const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254, examples: ['ada@example.com'] })

@@ -1,9 +1,9 @@
 // Posts: the blog's public shape, its bodies and its list query.
 import { Type, type Static } from '@sinclair/typebox'
-import { refTo, Cursor, Id, Limit, Timestamp } from './common.js'
+import { refTo, Cursor, Id, Limit, Text, Timestamp } from './common.js'
 
-export const Title = Type.String({ minLength: 1, maxLength: 200, examples: ['Hello, world'] })
-export const Content = Type.String({ minLength: 1, maxLength: 50_000, examples: ['My first post.'] })
+export const Title = Text({ minLength: 1, maxLength: 200, examples: ['Hello, world'] })
+export const Content = Text({ minLength: 1, maxLength: 50_000, examples: ['My first post.'] })
 
 export const Post = Type.Object(
   {

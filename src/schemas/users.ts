@@ -1,12 +1,12 @@
 // Users: the public shape of an account and the bodies that change one.
 import { Type, type Static } from '@sinclair/typebox'
-import { refTo, Cursor, Email, Id, Limit, Timestamp } from './common.js'
+import { refTo, Cursor, Email, Id, Limit, Text, Timestamp } from './common.js'
 
 export const Role = Type.Union([Type.Literal('user'), Type.Literal('admin')])
 
-export const FullName = Type.String({ minLength: 1, maxLength: 200, examples: ['Ada Lovelace'] })
+export const FullName = Text({ minLength: 1, maxLength: 200, examples: ['Ada Lovelace'] })
 /** Length rules beyond these bounds (the configured minimum) are checked by the password policy. */
-export const Password = Type.String({ minLength: 1, maxLength: 1024, examples: ['correct horse battery staple'] })
+export const Password = Text({ minLength: 1, maxLength: 1024, examples: ['correct horse battery staple'] })
 
 export const User = Type.Object(
   {
@@ -15,6 +15,7 @@ export const User = Type.Object(
     full_name: FullName,
     role: Role,
     is_active: Type.Boolean(),
+    mfa_enabled: Type.Boolean({ description: 'Signing in asks for a second factor (an authenticator code or a recovery code).' }),
     created_at: Timestamp
   },
   {
@@ -27,6 +28,7 @@ export const User = Type.Object(
         full_name: 'Ada Lovelace',
         role: 'user',
         is_active: true,
+        mfa_enabled: false,
         created_at: '2026-01-15T09:30:00.000Z'
       }
     ]
@@ -44,8 +46,21 @@ export const SignupBody = Type.Object(
 )
 
 export const UpdateMeBody = Type.Object(
-  { full_name: Type.Optional(FullName), email: Type.Optional(Email) },
-  { additionalProperties: false, minProperties: 1, examples: [{ full_name: 'Ada King' }] }
+  {
+    full_name: Type.Optional(FullName),
+    email: Type.Optional(Email),
+    current_password: Type.Optional({ ...Password, description: 'Required to change `email`.' })
+  },
+  {
+    additionalProperties: false,
+    minProperties: 1,
+    examples: [{ full_name: 'Ada King' }, { email: 'ada.king@example.com', current_password: 'correct horse battery staple' }]
+  }
+)
+
+export const DeleteMeBody = Type.Object(
+  { current_password: Password },
+  { additionalProperties: false, examples: [{ current_password: 'correct horse battery staple' }] }
 )
 
 export const ChangePasswordBody = Type.Object(
@@ -57,8 +72,14 @@ export const ChangePasswordBody = Type.Object(
 )
 
 export const AdminUpdateUserBody = Type.Object(
-  { is_active: Type.Optional(Type.Boolean()), role: Type.Optional(Role) },
-  { additionalProperties: false, minProperties: 1, examples: [{ is_active: false }] }
+  {
+    is_active: Type.Optional(Type.Boolean()),
+    role: Type.Optional(Role),
+    mfa_enabled: Type.Optional(
+      Type.Literal(false, { description: 'Only `false`: turns MFA off for a user who lost every second factor.' })
+    )
+  },
+  { additionalProperties: false, minProperties: 1, examples: [{ is_active: false }, { mfa_enabled: false }] }
 )
 
 export const UsersQuery = Type.Object(

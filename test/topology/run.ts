@@ -21,7 +21,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { startEmbeddedPostgres } from '../../src/db/embedded.js'
 import {
   freePort,
@@ -86,6 +86,9 @@ async function main(): Promise<Result> {
     const pooled = new URL(database.url)
     pooled.port = String(bouncerPort)
     const keyFile = signingKeyFile(dir)
+    // The same on both instances, as the signing key: a session or a second factor begun on one works on the other.
+    const appSecret = randomBytes(48).toString('base64url')
+    const mfaKey = randomBytes(32).toString('base64')
 
     const environment = (port: number): Record<string, string> => ({
       HOST: '127.0.0.1',
@@ -94,7 +97,9 @@ async function main(): Promise<Result> {
       DATABASE_DIRECT_URL: direct.toString(),
       REDIS_URL: `redis://127.0.0.1:${redisPort}`,
       JWT_PRIVATE_KEY: keyFile,
-      JWT_ISSUER: `http://127.0.0.1:${nginxPort}`,
+      PUBLIC_URL: `http://127.0.0.1:${nginxPort}`,
+      APP_SECRET: appSecret,
+      MFA_ENCRYPTION_KEY: mfaKey,
       // nginx is the proxy: the client's address is the one it forwards.
       TRUST_PROXY: '127.0.0.1',
       LOG_LEVEL: 'info',

@@ -8,7 +8,14 @@
 // options, decoding the token, hashing it for fast-jwt's cache, building the
 // principal) was the largest single cost of a cached post read. Revocation is
 // still checked on every request.
-import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+//
+// What an authenticated route answers is the caller's own (an account, a
+// client secret, the audit trail): it is sent with `Cache-Control: no-store`.
+// And every authenticated write (any method but GET and HEAD) counts against
+// the caller's per-account write limit (WRITE_RATE_LIMIT_MAX per
+// WRITE_RATE_LIMIT_WINDOW), attached here to each such route as it is
+// declared, so no write route can be left without it.
+import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { LRUCache } from 'lru-cache'
 import { BearerError, forbidden } from '../../lib/errors.js'
@@ -59,7 +66,8 @@ export default fp(
       return principal
     }
 
-    fastify.decorate('authenticate', async function authenticate(request: FastifyRequest) {
+    /** Sets `request.user` from the bearer token, or refuses. */
+    async function verifyBearer(request: FastifyRequest) {
       const header = request.headers.authorization
       if (!header || !/^Bearer\b/i.test(header)) {
         throw new BearerError('missing', 'An access token is required.', { realm })
@@ -73,10 +81,29 @@ export default fp(
         throw refuse('The access token was revoked.')
       }
       request.user = principal
+    }
+
+    fastify.decorate('authenticate', async function authenticate(request: FastifyRequest, reply: FastifyReply) {
+      await verifyBearer(request)
+      reply.header('cache-control', 'no-store')
     })
 
-    fastify.decorate('authenticateIfPresent', async function authenticateIfPresent(this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
-      if (request.headers.authorization !== undefined) await fastify.authenticate.call(this, request, reply)
+    // A public read stays cacheable: a token sent with it only has to be valid.
+    fastify.decorate('authenticateIfPresent', async function authenticateIfPresent(request: FastifyRequest) {
+      if (request.headers.authorization !== undefined) await verifyBearer(request)
+    })
+
+    const limitWrites = fastify.rateLimit({
+      max: fastify.config.WRITE_RATE_LIMIT_MAX,
+      timeWindow: fastify.config.WRITE_RATE_LIMIT_WINDOW * 1000,
+      keyGenerator: (request) => `writes:${request.user.id}`
+    })
+    fastify.addHook('onRoute', (route) => {
+      const methods = [route.method].flat()
+      const hooks = [route.onRequest ?? []].flat()
+      const at = hooks.indexOf(fastify.authenticate)
+      if (at < 0 || methods.every((method) => method === 'GET' || method === 'HEAD')) return
+      route.onRequest = [...hooks.slice(0, at + 1), limitWrites, ...hooks.slice(at + 1)]
     })
 
     fastify.decorate('requireScope', (scope: ScopeName) =>
@@ -91,5 +118,5 @@ export default fp(
       if (request.user.kind !== 'user') throw forbidden('This route is for user accounts, not service clients.')
     })
   },
-  { name: 'authenticate', dependencies: ['config', 'jwt', 'revocations'] }
+  { name: 'authenticate', dependencies: ['config', 'jwt', 'revocations', 'security'] }
 )

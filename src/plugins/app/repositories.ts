@@ -3,6 +3,7 @@
 import fp from 'fastify-plugin'
 import { type AuditLog, createAuditLog } from '../../repositories/audit.js'
 import { type ClientsRepository, createClientsRepository } from '../../repositories/clients.js'
+import { createMfaRepository, type MfaRepository } from '../../repositories/mfa.js'
 import { createPostsRepository, type PostsRepository } from '../../repositories/posts.js'
 import { createSessionsRepository, type SessionsRepository } from '../../repositories/sessions.js'
 import { createUsersRepository, type UsersRepository } from '../../repositories/users.js'
@@ -13,15 +14,18 @@ declare module 'fastify' {
     postsRepository: PostsRepository
     sessionsRepository: SessionsRepository
     clientsRepository: ClientsRepository
+    mfaRepository: MfaRepository
     auditLog: AuditLog
   }
 }
 
 export default fp(
   async function repositoriesPlugin(fastify) {
-    const sessions = createSessionsRepository(fastify.prisma, fastify.revocations, fastify.config)
+    const sessions = createSessionsRepository(fastify.prisma, fastify.revocations, fastify.config, fastify.appSecret)
     fastify.decorate('sessionsRepository', sessions)
-    fastify.decorate('usersRepository', createUsersRepository(fastify.prisma, sessions))
+    const users = createUsersRepository(fastify.prisma, sessions)
+    fastify.decorate('usersRepository', users)
+    fastify.decorate('mfaRepository', createMfaRepository(fastify.prisma, users, sessions))
     fastify.decorate('postsRepository', createPostsRepository(fastify.prisma))
     fastify.decorate('clientsRepository', createClientsRepository(fastify.prisma, sessions, fastify.clientCache))
     const auditLog = createAuditLog(fastify.prisma, fastify.log)
@@ -31,5 +35,5 @@ export default fp(
       await auditLog.flush()
     })
   },
-  { name: 'repositories', dependencies: ['prisma', 'revocations', 'client-cache', 'config'] }
+  { name: 'repositories', dependencies: ['prisma', 'revocations', 'client-cache', 'config', 'app-secret'] }
 )

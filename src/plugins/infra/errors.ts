@@ -22,9 +22,12 @@ interface ValidationIssue {
   message?: string
 }
 
+/** At most this many field errors in an answer, however many a request has. */
+const MAX_FIELD_ERRORS = 5
+
 /** Names the offending field of each schema violation ("title", "limit", "body"). */
 export function fieldErrors(validation: ValidationIssue[], context: string | undefined): FieldError[] {
-  return validation.map((issue) => {
+  return validation.slice(0, MAX_FIELD_ERRORS).map((issue) => {
     const path = issue.instancePath.split('/').filter(Boolean)
     const missing = issue.params.missingProperty ?? issue.params.additionalProperty
     if (typeof missing === 'string') path.push(missing)
@@ -54,13 +57,13 @@ function sendProblem(
     })
 }
 
-function sendOAuthError(reply: FastifyReply, status: number, error: string, description: string) {
+function sendOAuthError(reply: FastifyReply, status: number, error: string, description: string, extra: Record<string, string> = {}) {
   return reply
     .code(status)
     .header('cache-control', 'no-store')
     .header('pragma', 'no-cache')
     .type('application/json')
-    .send({ error, error_description: description })
+    .send({ error, error_description: description, ...extra })
 }
 
 function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
@@ -68,7 +71,7 @@ function handleError(error: FastifyError | Error, request: FastifyRequest, reply
 
   if (error instanceof OAuthError) {
     reply.headers(error.headers)
-    return sendOAuthError(reply, error.statusCode, error.error, error.message)
+    return sendOAuthError(reply, error.statusCode, error.error, error.message, error.extra)
   }
   if (error instanceof ProblemError) {
     return sendProblem(reply, error.statusCode, error.message, { errors: error.errors, headers: error.headers })
@@ -143,6 +146,16 @@ export function frameworkErrors(error: FastifyError, _request: FastifyRequest, r
 export default fp(
   async function errorsPlugin(fastify) {
     fastify.setErrorHandler(handleError)
+    // A request refused before its body was read (a rate limit, a missing
+    // token, a body over the limit) closes its connection: to keep it open,
+    // Node would read and throw away the rest of the body, and a client could
+    // make the service read bodies as fast as it can send them, past every
+    // limit, at the cost of every other request.
+    fastify.addHook('onSend', async (request, reply) => {
+      const { headers } = request
+      const hasBody = headers['transfer-encoding'] !== undefined || (headers['content-length'] ?? '0') !== '0'
+      if (reply.statusCode >= 400 && hasBody && request.raw.complete === false) reply.header('connection', 'close')
+    })
     fastify.setNotFoundHandler((request, reply) =>
       sendProblem(reply, 404, `No route for ${request.method} ${request.url.split('?')[0]}.`)
     )

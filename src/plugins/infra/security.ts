@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import fp from 'fastify-plugin'
 import helmet from 'helmet'
 import { corsOrigins } from '../../config.js'
+import { addressBucket } from '../../lib/client-address.js'
 import { tooManyRequests } from '../../lib/errors.js'
 
 type Middleware = (request: IncomingMessage, response: ServerResponse, next: (error?: unknown) => void) => void
@@ -66,13 +67,21 @@ export default fp(
       })
     }
 
+    const refused = fastify.metrics.counter({
+      name: 'blog_api_rate_limited_requests_total',
+      help: 'Requests refused (429) by the per-address rate limits, by route pattern.',
+      labelNames: ['route']
+    })
     await fastify.register(rateLimit, {
       global: false,
+      onExceeded: (request) => refused.inc({ route: request.routeOptions.url ?? 'unmatched' }),
       // While Redis is unreachable, requests go uncounted rather than refused; password
       // guesses are still refused then, by the login lockout (503).
       ...(fastify.redis ? { redis: fastify.redis, nameSpace: 'rate-limit:', skipOnError: true } : {}),
+      // Counted by the same buckets as the login lockout: IPv4 as itself (also mapped into IPv6), IPv6 by its /64.
+      keyGenerator: (request) => addressBucket(request.ip),
       errorResponseBuilder: (_request, context) => tooManyRequests(context.ttl / 1000)
     })
   },
-  { name: 'security', dependencies: ['config', 'redis'] }
+  { name: 'security', dependencies: ['config', 'redis', 'metrics'] }
 )
