@@ -9,6 +9,7 @@ import app, { loggerOptions, serverOptions } from '../src/app.js'
 import {
   basicAuth,
   bearer,
+  clientAddress,
   PASSWORD,
   serviceClient,
   signup,
@@ -145,11 +146,12 @@ describe('request lines', () => {
   it('are one per request, with its method, URL, status and time', async () => {
     const fastify = context.app
     const before = lines.length
+    const address = clientAddress()
     const answers = [
-      await fastify.inject({ method: 'GET', url: '/health' }),
-      await fastify.inject({ method: 'GET', url: '/posts/00000000-0000-4000-8000-000000000000?x=1' }),
-      await fastify.inject({ method: 'GET', url: '/no/such/route' }),
-      await tokenRequest(fastify, { grant_type: 'password' })
+      await fastify.inject({ method: 'GET', url: '/health', remoteAddress: address }),
+      await fastify.inject({ method: 'GET', url: '/posts/00000000-0000-4000-8000-000000000000?x=1', remoteAddress: address }),
+      await fastify.inject({ method: 'GET', url: '/no/such/route', remoteAddress: address }),
+      await tokenRequest(fastify, { grant_type: 'password' }, {}, address)
     ]
     expect(answers.map((answer) => answer.statusCode)).toEqual([200, 404, 404, 400])
 
@@ -165,7 +167,7 @@ describe('request lines', () => {
       expect(line.level).toBe(30)
       expect(line.reqId).toMatch(/^req-/)
       expect(line.responseTime).toBeGreaterThan(0)
-      expect(line.remoteAddress).toBe('127.0.0.1')
+      expect(line.remoteAddress).toBe(address)
     }
     expect(new Set(requestLines.map((line) => line.reqId)).size).toBe(4)
     expect(written.filter((line) => line.msg === 'incoming request')).toEqual([])
