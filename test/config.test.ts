@@ -68,6 +68,30 @@ describe('the configuration', () => {
       'DATABASE_PASSWORD is set, but DATABASE_URL has a password too: give it in one of them'
     ])
   })
+
+  it('checks DATABASE_DIRECT_URL like DATABASE_URL, and gives it DATABASE_PASSWORD when it carries none', () => {
+    const password = 'p@ss:w/rd#?%41 ö'
+    const pooled = loadConfig({
+      DATABASE_URL: 'postgresql://app@pgbouncer:6432/app',
+      DATABASE_DIRECT_URL: 'postgresql://app@db:5432/app',
+      DATABASE_PASSWORD: password
+    })
+    expect(decodeURIComponent(new URL(pooled.DATABASE_URL ?? '').password)).toBe(password)
+    expect(decodeURIComponent(new URL(pooled.DATABASE_DIRECT_URL ?? '').password)).toBe(password)
+    const own = loadConfig({
+      DATABASE_URL: 'postgresql://app@pgbouncer:6432/app',
+      DATABASE_DIRECT_URL: 'postgresql://owner:mine@db:5432/app',
+      DATABASE_PASSWORD: password
+    })
+    expect(new URL(own.DATABASE_DIRECT_URL ?? '').password).toBe('mine')
+
+    expect(problemsOf({ DATABASE_DIRECT_URL: 'postgresql://app@db:5432/app' })).toEqual([
+      'DATABASE_DIRECT_URL is set without DATABASE_URL: it is the session connection that goes with a pooled DATABASE_URL'
+    ])
+    const [garbage] = problemsOf({ DATABASE_URL: 'postgresql://app@pgbouncer/app', DATABASE_DIRECT_URL: 'mysql://app:s3cret@db/app' })
+    expect(garbage).toMatch(/^DATABASE_DIRECT_URL must start with postgresql:\/\//)
+    expect(garbage).not.toContain('s3cret')
+  })
 })
 
 describe('a database that cannot be used', () => {
