@@ -16,6 +16,8 @@ import authenticate from './plugins/app/authenticate.js'
 import bootstrapAdmin from './plugins/app/bootstrap-admin.js'
 import housekeeping from './plugins/app/housekeeping.js'
 import loginThrottle from './plugins/app/login-throttle.js'
+import oauth from './plugins/app/oauth.js'
+import pages from './plugins/app/pages.js'
 import passwords from './plugins/app/passwords.js'
 import postCache from './plugins/app/post-cache.js'
 import repositories from './plugins/app/repositories.js'
@@ -36,6 +38,9 @@ import underPressure from './plugins/infra/under-pressure.js'
 import auditRoutes from './routes/audit.js'
 import authRoutes from './routes/auth.js'
 import clientsRoutes from './routes/clients.js'
+import discoveryRoutes from './routes/discovery.js'
+import oauthAuthorizeRoutes from './routes/oauth-authorize.js'
+import oauthResourceRoutes from './routes/oauth-resources.js'
 import postsRoutes from './routes/posts.js'
 import serviceRoutes from './routes/service.js'
 import usersRoutes from './routes/users.js'
@@ -148,6 +153,8 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(tokens)
   await fastify.register(postCache)
   await fastify.register(repositories)
+  await fastify.register(oauth)
+  await fastify.register(pages)
   await fastify.register(authenticate)
   await fastify.register(loginThrottle)
   await fastify.register(bootstrapAdmin)
@@ -158,6 +165,9 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(usersRoutes)
   await fastify.register(postsRoutes)
   await fastify.register(clientsRoutes)
+  await fastify.register(discoveryRoutes)
+  await fastify.register(oauthResourceRoutes)
+  await fastify.register(oauthAuthorizeRoutes)
   await fastify.register(auditRoutes)
 }
 

@@ -49,6 +49,8 @@ export const ConfigSchema = Type.Object({
   JWT_MAX_LENGTH: Type.Integer({ minimum: 256, maximum: 16384, default: 4096 }),
 
   ACCESS_TOKEN_TTL: Seconds(900, 'Lifetime of an access token'),
+  /** A browser's sign-in at the authorization endpoint lasts this long (it lets the user skip the form). */
+  SIGN_IN_SESSION_TTL: Seconds(8 * 3600, 'Lifetime of a browser sign-in at the authorization endpoint'),
   SESSION_IDLE_TTL: Seconds(14 * 24 * 3600, 'A session unused for this long ends'),
   SESSION_MAX_AGE: Seconds(30 * 24 * 3600, 'A session ends this long after login, whatever its use'),
   /**
@@ -74,6 +76,9 @@ export const ConfigSchema = Type.Object({
   POST_CACHE_MB: Type.Integer({ minimum: 0, maximum: 4096, default: 32 }),
   POST_CACHE_TTL: Seconds(300, 'A cached post is read again from the database after this long'),
   PASSWORD_MIN_LENGTH: Type.Integer({ minimum: 8, maximum: 64, default: 12 }),
+
+  /** The name emails and pages give the service. */
+  PRODUCT_NAME: Type.String({ minLength: 1, maxLength: 100, default: 'Blog API' }),
 
   /** Requests per address per window on /auth/token and /auth/signup. */
   AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20 }),

@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fast
 import { afterAll, beforeAll } from 'vitest'
 import app, { serverOptions } from '../src/app.js'
 import { type Config, loadConfig } from '../src/config.js'
+import { type Registration, serviceRegistration } from '../src/oauth/clients.js'
 import { createTestDatabase } from './database.js'
 
 // One signing key and one HMAC secret for the whole file: real Ed25519 signatures, real HMACs.
@@ -147,9 +148,29 @@ export async function adminWithToken(fastify: FastifyInstance) {
 }
 
 /** A registered service client with the given scopes, and its credentials. */
-export async function serviceClient(fastify: FastifyInstance, scopes: string[]) {
-  const client = await fastify.clientsRepository.create(`svc-${randomUUID().slice(0, 6)}`, scopes)
-  return { clientId: client.client_id, clientSecret: client.client_secret }
+export async function serviceClient(fastify: FastifyInstance, scopes: string[], registration: Partial<Registration> = {}) {
+  const client = await fastify.clientsRepository.create({
+    name: `svc-${randomUUID().slice(0, 6)}`,
+    ...serviceRegistration(scopes),
+    ...registration
+  })
+  return { clientId: client.client_id, clientSecret: client.client_secret ?? '' }
+}
+
+/** A registered app that users sign in to (authorization code with PKCE), public unless said otherwise. */
+export async function appClient(fastify: FastifyInstance, registration: Partial<Registration> = {}) {
+  const isPublic = registration.isPublic ?? true
+  const client = await fastify.clientsRepository.create({
+    name: `app-${randomUUID().slice(0, 6)}`,
+    scopes: ['openid', 'profile', 'email', 'posts:write'],
+    grantTypes: ['authorization_code', 'refresh_token'],
+    redirectUris: ['https://app.example.com/callback'],
+    postLogoutRedirectUris: ['https://app.example.com/signed-out'],
+    firstParty: false,
+    ...registration,
+    isPublic
+  })
+  return { clientId: client.client_id, clientSecret: client.client_secret, name: client.name, redirectUri: client.redirect_uris[0] ?? '' }
 }
 
 export const basicAuth = (id: string, secret: string) =>

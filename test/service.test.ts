@@ -57,7 +57,17 @@ describe('docs', () => {
     const flows = document.components.securitySchemes.oauth2.flows
     expect(flows.password.tokenUrl).toBe('/auth/token')
     expect(flows.clientCredentials.tokenUrl).toBe('/auth/token')
-    expect(Object.keys(flows.password.scopes)).toEqual(['posts:write', 'posts:moderate', 'users:read', 'users:write', 'clients:manage', 'audit:read'])
+    expect(Object.keys(flows.password.scopes)).toEqual([
+      'posts:write',
+      'posts:moderate',
+      'users:read',
+      'users:write',
+      'clients:manage',
+      'audit:read',
+      'openid',
+      'profile',
+      'email'
+    ])
   })
 
   it('lists every route with its request and response schemas', async () => {

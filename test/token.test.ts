@@ -218,7 +218,7 @@ describe('password grant', () => {
   })
 
   it('an unknown grant type is unsupported_grant_type', async () => {
-    const response = await tokenRequest(ctx.app, { grant_type: 'authorization_code', code: 'x' })
+    const response = await tokenRequest(ctx.app, { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: 'x' })
     expect(response.statusCode).toBe(400)
     expect(response.json().error).toBe('unsupported_grant_type')
   })

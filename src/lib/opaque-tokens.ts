@@ -1,4 +1,5 @@
-// Opaque secrets (refresh tokens, client secrets): 256 random bits behind a
+// Opaque secrets (refresh tokens, client secrets, authorization codes, browser
+// sign-in sessions): 256 random bits behind a
 // recognisable prefix, so secret scanners can spot a leaked one. They are
 // stored only as SHA-256 hashes: with that much entropy a fast hash is safe,
 // and lookups stay one indexed query.
@@ -6,6 +7,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 
 export const REFRESH_TOKEN_PREFIX = 'bapi_rt_'
 export const CLIENT_SECRET_PREFIX = 'bapi_cs_'
+export const AUTHORIZATION_CODE_PREFIX = 'bapi_ac_'
+export const BROWSER_SESSION_PREFIX = 'bapi_bs_'
 
 export function newOpaqueToken(prefix: string): { token: string; hash: string } {
   const token = prefix + randomBytes(32).toString('base64url')

@@ -92,11 +92,17 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request, reply) => {
       const { body } = request
-      const client = await requestingClient(request, body, clients, auditLog)
+      const client = await requestingClient(request, body, clients, auditLog, fastify.oauth.publicClient)
       reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
       const grant = GRANTS.get(body.grant_type)
       if (!grant) throw new OAuthError('unsupported_grant_type', `The grant type "${body.grant_type}" is not supported.`)
-      return grant({ fastify, request, body, reply, client })
+      if (grant.confidentialOnly && !client.confidential) {
+        throw new OAuthError('invalid_client', `The ${body.grant_type} grant needs client authentication.`, { basicChallenge: true })
+      }
+      if (!client.grantTypes.includes(body.grant_type)) {
+        throw new OAuthError('unauthorized_client', `This client may not use the ${body.grant_type} grant.`)
+      }
+      return grant.handle({ fastify, request, body, reply, client })
     }
   )
 

@@ -6,6 +6,12 @@ import { Cursor, Id, IdOf, Limit, Timestamp } from './common.js'
 export const AUDIT_KINDS = [
   'user.signup',
   'login.success',
+  'authorization_code.exchanged',
+  'authorization_code.replayed',
+  'signin.success',
+  'signin.failure',
+  'signout',
+  'consent.granted',
   'login.failure',
   'login.locked',
   'token.refresh',

@@ -1,12 +1,14 @@
 // The grant types the token endpoint answers, by `grant_type`. Adding a grant
 // is adding a module and a line here.
+import { authorizationCodeGrant } from './authorization-code.js'
 import { clientCredentialsGrant } from './client-credentials.js'
 import { passwordGrant } from './password.js'
 import { refreshTokenGrant } from './refresh-token.js'
 import type { Grant } from './types.js'
 
-export const GRANTS: ReadonlyMap<string, Grant> = new Map([
-  ['password', passwordGrant],
-  ['refresh_token', refreshTokenGrant],
-  ['client_credentials', clientCredentialsGrant]
+export const GRANTS: ReadonlyMap<string, Grant> = new Map<string, Grant>([
+  ['authorization_code', { handle: authorizationCodeGrant }],
+  ['refresh_token', { handle: refreshTokenGrant }],
+  ['client_credentials', { handle: clientCredentialsGrant, confidentialOnly: true }],
+  ['password', { handle: passwordGrant }]
 ])

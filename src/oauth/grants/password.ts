@@ -1,59 +1,42 @@
 // The resource owner password credentials grant (RFC 6749 §4.3), for
-// first-party tools: the docs page, scripts, the tests.
-//
-// The decision is made on the account as it is when the session is written:
-// the account is read, the password checked (slow, on purpose), and the
-// session written by one statement that requires the account to be still
-// active and at the security version that was read. If it moved on meanwhile
-// (a password change, deactivation, role change), everything is decided again
-// on the new state: the password checked against the current hash, the scopes
-// taken from the current role.
+// first-party tools: the docs page, scripts, the tests. OAuth 2.1 drops it
+// for everyone else; apps use the authorization code flow. The checks are
+// those of every password sign-in (src/oauth/sign-in.ts).
 import { OAuthError } from '../../lib/errors.js'
-import { whileClientWaits } from '../../lib/client-waits.js'
-import { grantScopes, scopesForRole } from '../../lib/scopes.js'
+import { grantableForRole, grantScopes, scopesForRole } from '../../lib/scopes.js'
 import { auditSource } from '../../repositories/audit.js'
-import type { Grant } from './types.js'
+import { AccountChanged, BadCredentials, signInWithPassword } from '../sign-in.js'
+import type { GrantHandler } from './types.js'
 
-/** How often a login decides again when its account keeps changing under it. */
-const DECISIONS = 2
+/** What the client may ask users for, of `scopes`. */
+const within = (client: { scopes: string[] }, scopes: readonly string[]) => scopes.filter((scope) => client.scopes.includes(scope))
 
-export const passwordGrant: Grant = async ({ fastify, request, body, reply, client }) => {
+export const passwordGrant: GrantHandler = async ({ fastify, request, body, reply, client }) => {
   const { username, password, scope } = body
   if (!username || password === undefined) {
     throw new OAuthError('invalid_request', 'The password grant needs "username" and "password".')
   }
-  const { usersRepository: users, sessionsRepository: sessions, passwords, loginThrottle, auditLog, tokens } = fastify
-  // Before any lookup or verification: a locked-out account costs the attacker nothing but a 429.
-  const attempt = await loginThrottle.attempt(request, username)
-  const signal = whileClientWaits(reply)
-
-  for (let decision = 1; decision <= DECISIONS; decision++) {
-    const account = await users.findCredentials(username)
-    const check = await passwords.verify(account?.passwordHash, password, signal)
-    if (!account || !check.valid || !account.isActive) {
-      await auditLog.record('login.failure', request, { userId: account?.id })
-      if (attempt.lockSeconds > 0) {
-        await auditLog.record('login.locked', request, { userId: account?.id, details: { lock_seconds: attempt.lockSeconds } })
-      }
-      throw new OAuthError('invalid_grant', 'The email or password is incorrect.')
-    }
-    const granted = grantScopes(scope, scopesForRole(account.role))
-    // Records `login.success` with the session, in the same statement.
-    const session = await sessions.start(
-      { userId: account.id, securityVersion: account.securityVersion, clientId: client.id, scope: granted },
-      auditSource(request)
-    )
-    if (!session) continue
-    await attempt.succeeded(reply)
-    if (check.needsRehash) await users.rehash(account.id, account.passwordHash, await passwords.hash(password))
-    const access = tokens.issueAccessToken({ sub: account.id, clientId: client.id, scope: granted, sid: session.sessionId })
+  const { sessionsRepository: sessions, tokens } = fastify
+  try {
+    const { account, result } = await signInWithPassword(fastify, request, reply, { email: username, password }, async (account) => {
+      const granted = grantScopes(scope, within(client, grantableForRole(account.role)), scopesForRole(account.role))
+      // Records `login.success` with the session, in the same statement.
+      const session = await sessions.start(
+        { userId: account.id, securityVersion: account.securityVersion, clientId: client.id, scope: granted },
+        auditSource(request)
+      )
+      return session && { ...session, scope: granted }
+    })
+    const access = tokens.issueAccessToken({ sub: account.id, clientId: client.id, scope: result.scope, sid: result.sessionId })
     return {
       access_token: access.accessToken,
       token_type: 'bearer',
       expires_in: access.expiresIn,
-      refresh_token: session.refreshToken,
-      scope: granted
+      refresh_token: result.refreshToken,
+      scope: result.scope
     }
+  } catch (error) {
+    if (error instanceof BadCredentials || error instanceof AccountChanged) throw new OAuthError('invalid_grant', error.message)
+    throw error
   }
-  throw new OAuthError('invalid_grant', 'The account changed while signing in. Try again.')
 }

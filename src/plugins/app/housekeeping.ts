@@ -1,6 +1,7 @@
 // Periodic clean-up of what only grows: sessions that ended or expired (with
-// their spent refresh tokens) are deleted a while after they stopped
-// mattering. Runs on every instance; the deletes are idempotent.
+// their spent refresh tokens), browser sign-ins, and authorization codes are
+// deleted a while after they stopped mattering. Runs on every instance; the
+// deletes are idempotent.
 import fp from 'fastify-plugin'
 
 const INTERVAL_MS = 60 * 60 * 1000
@@ -9,12 +10,20 @@ const KEEP_ENDED_MS = 24 * 60 * 60 * 1000
 
 export default fp(
   async function housekeepingPlugin(fastify) {
+    const prunes = {
+      sessions: (before: Date) => fastify.sessionsRepository.prune(before),
+      'browser sign-ins': (before: Date) => fastify.browserSessionsRepository.prune(before),
+      'authorization codes': (before: Date) => fastify.authorizationCodesRepository.prune(before)
+    }
     const run = async () => {
-      try {
-        const pruned = await fastify.sessionsRepository.prune(new Date(Date.now() - KEEP_ENDED_MS))
-        if (pruned > 0) fastify.log.info({ pruned }, 'pruned ended sessions')
-      } catch (error) {
-        fastify.log.warn({ err: error }, 'could not prune ended sessions')
+      const before = new Date(Date.now() - KEEP_ENDED_MS)
+      for (const [what, prune] of Object.entries(prunes)) {
+        try {
+          const pruned = await prune(before)
+          if (pruned > 0) fastify.log.info({ pruned }, `pruned ended ${what}`)
+        } catch (error) {
+          fastify.log.warn({ err: error }, `could not prune ended ${what}`)
+        }
       }
     }
     const timer = setInterval(() => void run(), INTERVAL_MS)

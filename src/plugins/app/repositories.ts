@@ -2,6 +2,9 @@
 // queries themselves.
 import fp from 'fastify-plugin'
 import { type AuditLog, createAuditLog } from '../../repositories/audit.js'
+import { type AuthorizationCodesRepository, createAuthorizationCodesRepository } from '../../repositories/authorization-codes.js'
+import { type BrowserSessionsRepository, createBrowserSessionsRepository } from '../../repositories/browser-sessions.js'
+import { type ConsentsRepository, createConsentsRepository } from '../../repositories/consents.js'
 import { type ClientsRepository, createClientsRepository } from '../../repositories/clients.js'
 import { createPostsRepository, type PostsRepository } from '../../repositories/posts.js'
 import { createSessionsRepository, type SessionsRepository } from '../../repositories/sessions.js'
@@ -13,6 +16,9 @@ declare module 'fastify' {
     postsRepository: PostsRepository
     sessionsRepository: SessionsRepository
     clientsRepository: ClientsRepository
+    authorizationCodesRepository: AuthorizationCodesRepository
+    browserSessionsRepository: BrowserSessionsRepository
+    consentsRepository: ConsentsRepository
     auditLog: AuditLog
   }
 }
@@ -24,6 +30,9 @@ export default fp(
     fastify.decorate('usersRepository', createUsersRepository(fastify.prisma, sessions))
     fastify.decorate('postsRepository', createPostsRepository(fastify.prisma))
     fastify.decorate('clientsRepository', createClientsRepository(fastify.prisma, sessions))
+    fastify.decorate('authorizationCodesRepository', createAuthorizationCodesRepository(fastify.prisma, sessions))
+    fastify.decorate('browserSessionsRepository', createBrowserSessionsRepository(fastify.prisma, fastify.config.SIGN_IN_SESSION_TTL))
+    fastify.decorate('consentsRepository', createConsentsRepository(fastify.prisma))
     fastify.decorate('auditLog', createAuditLog(fastify.prisma, fastify.log))
   },
   { name: 'repositories', dependencies: ['prisma', 'revocations', 'config', 'app-secret'] }

@@ -34,7 +34,8 @@ export default fp(
           { name: 'Accounts', description: 'Signup, tokens, revocation and logout' },
           { name: 'Users', description: 'Your account' },
           { name: 'Administration', description: 'Managing users (admins and service clients)' },
-          { name: 'Service clients', description: 'OAuth2 clients of other services' },
+          { name: 'Service clients', description: 'OAuth2 clients: other services, and apps users sign in to' },
+          { name: 'OAuth and OpenID Connect', description: 'Browser sign-in (authorization code with PKCE), discovery, userinfo, introspection' },
           { name: 'Posts', description: 'The blog' }
         ],
         components: {
