@@ -2,7 +2,8 @@
 // server and the tests build it the same way:
 //   Fastify(serverOptions(config)).register(app, { config })
 // Plugins load in layers, their order declared by name and dependencies:
-// infrastructure (config, errors, database, Redis, JWT, docs, security), then the
+// infrastructure (config, tracing, errors, metrics, database, Redis, JWT, docs,
+// security), then the
 // application's services (passwords, tokens, revocations, repositories,
 // authentication, login throttling), then the routes.
 import cookie from '@fastify/cookie'
@@ -28,12 +29,14 @@ import bodyParsers from './plugins/infra/body-parsers.js'
 import configPlugin from './plugins/infra/config.js'
 import errors, { clientErrorHandler, frameworkErrors } from './plugins/infra/errors.js'
 import jwt from './plugins/infra/jwt.js'
+import metrics from './plugins/infra/metrics.js'
 import notifications from './plugins/infra/notifications.js'
 import prisma from './plugins/infra/prisma.js'
 import redis from './plugins/infra/redis.js'
 import routeDefaults from './plugins/infra/route-defaults.js'
 import security from './plugins/infra/security.js'
 import swagger from './plugins/infra/swagger.js'
+import tracing, { traceIds, tracingEnabled } from './plugins/infra/tracing.js'
 import underPressure from './plugins/infra/under-pressure.js'
 import auditRoutes from './routes/audit.js'
 import authRoutes from './routes/auth.js'
@@ -64,9 +67,17 @@ export const REDACTED_PATHS = [
   ...SECRET_FIELDS.flatMap((field) => [field, `*.${field}`, `*.*.${field}`])
 ]
 
-/** Pino options of the service's logger: the level, and the redaction of credentials. */
+/**
+ * Pino options of the service's logger: the level, the redaction of
+ * credentials, and (with tracing on) the trace and span ids of the request a
+ * line was written in, to find its trace.
+ */
 export function loggerOptions(config: Config) {
-  return { level: config.LOG_LEVEL, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }
+  return {
+    level: config.LOG_LEVEL,
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    ...(tracingEnabled() ? { mixin: traceIds } : {})
+  }
 }
 
 /** TRUST_PROXY (validated by loadConfig) as Fastify's option: a hop count becomes a predicate on the hop. */
@@ -135,8 +146,11 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   )
 
   await fastify.register(configPlugin, { config: options.config })
+  // First after the configuration: tracing wraps every route and hook added after it.
+  await fastify.register(tracing)
   await fastify.register(routeDefaults)
   await fastify.register(errors)
+  await fastify.register(metrics)
   await fastify.register(bodyParsers)
   await fastify.register(underPressure)
   await fastify.register(prisma)

@@ -106,7 +106,7 @@ describe('the authorization code flow, step by step', () => {
     expect(back.statusCode).toBe(303)
     expect(redirectParams(back).code).toMatch(/^bapi_ac_/)
     const docs = await browser.get(
-      authorizeUrl({ client_id: 'public', redirect_uri: 'http://localhost:3000/docs/oauth2-redirect.html', scope: 'posts:write', code_challenge: pkce().challenge })
+      authorizeUrl({ client_id: 'public', redirect_uri: 'http://localhost:3000/docs/static/oauth2-redirect.html', scope: 'posts:write', code_challenge: pkce().challenge })
     )
     expect(docs.statusCode).toBe(303)
   })

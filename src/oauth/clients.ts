@@ -28,7 +28,7 @@ export interface OAuthClient {
 }
 
 /** Where Swagger UI, on the docs page, receives the authorization code. */
-export const docsRedirectUri = (config: Pick<Config, 'PUBLIC_URL'>) => `${config.PUBLIC_URL.replace(/\/+$/, '')}/docs/oauth2-redirect.html`
+export const docsRedirectUri = (config: Pick<Config, 'PUBLIC_URL'>) => `${config.PUBLIC_URL.replace(/\/+$/, '')}/docs/static/oauth2-redirect.html`
 
 /**
  * The built-in public client: first-party, no secret. It signs users in with

@@ -58,6 +58,7 @@ export async function signInWithPassword<T>(
     const account = await users.findCredentials(credentials.email)
     const check = await passwords.verify(account?.passwordHash, credentials.password, signal)
     if (!account || !check.valid || !account.isActive) {
+      attempt.failed()
       await auditLog.record('login.failure', request, { userId: account?.id })
       if (attempt.lockSeconds > 0) {
         await auditLog.record('login.locked', request, { userId: account?.id, details: { lock_seconds: attempt.lockSeconds } })

@@ -14,7 +14,10 @@ export const refreshTokenGrant: GrantHandler = async ({ fastify, request, body, 
   const result = await sessions.rotate({ token, clientId: client.id, narrowTo: parseScope(scope) })
   if (result.outcome === 'unknown') throw refused()
   const actor = { userId: result.userId, sessionId: result.sessionId }
-  if (result.outcome === 'reused') await auditLog.record('refresh_token.reuse', request, actor)
+  if (result.outcome === 'reused') {
+    fastify.tokenMetrics.refreshTokenReuse.inc()
+    await auditLog.record('refresh_token.reuse', request, actor)
+  }
   if (result.outcome === 'wrong_client') {
     await auditLog.record('refresh_token.wrong_client', request, { ...actor, details: { presenting_client_id: client.id } })
   }

@@ -2,6 +2,7 @@
 // signer, and verifies a token outside a request (for revocation).
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
+import type { Counter } from 'prom-client'
 import { type AccessTokenClaims, type Principal, principalFromClaims } from '../infra/jwt.js'
 
 export interface IssuedAccessToken {
@@ -15,9 +16,16 @@ export interface TokenService {
   verifyAccessToken(token: string): Principal | undefined
 }
 
+/** What an operator pages on about tokens. */
+export interface TokenMetrics {
+  /** Spent refresh tokens presented again: a stolen token (or a client bug). */
+  refreshTokenReuse: Counter
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     tokens: TokenService
+    tokenMetrics: TokenMetrics
   }
 }
 
@@ -53,6 +61,12 @@ export default fp(
       }
     }
     fastify.decorate('tokens', service)
+    fastify.decorate('tokenMetrics', {
+      refreshTokenReuse: fastify.metrics.counter({
+        name: 'blog_api_refresh_token_reuse_total',
+        help: 'Spent refresh tokens presented again (not a retry of the latest refresh); each ended its session as stolen.'
+      })
+    } satisfies TokenMetrics)
   },
-  { name: 'tokens', dependencies: ['config', 'jwt'] }
+  { name: 'tokens', dependencies: ['config', 'jwt', 'metrics'] }
 )
