@@ -129,7 +129,7 @@ describe('docs', () => {
     const createPost = document.paths['/posts'].post
     expect(createPost.requestBody.content['application/json'].schema).toBeDefined()
     expect(createPost.responses['201']).toBeDefined()
-    expect(createPost.security).toEqual([{ userPassword: ['posts:write'] }, { serviceClient: ['posts:write'] }])
+    expect(createPost.security).toEqual([{ browserSignIn: ['posts:write'] }, { userPassword: ['posts:write'] }, { serviceClient: ['posts:write'] }])
     const token = document.paths['/auth/token'].post
     expect(Object.keys(token.requestBody.content)).toContain('application/x-www-form-urlencoded')
   })
