@@ -166,7 +166,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const problems: string[] = []
   try {
     const parsed = envSchema<Static<typeof ConfigSchema>>({ schema: ConfigSchema, data, env: false, dotenv: false })
-    config = { ...parsed, JWT_ISSUER: parsed.JWT_ISSUER ?? parsed.PUBLIC_URL, ...overrides }
+    // The issuer is the public URL unless said otherwise, overrides included.
+    const merged = { ...parsed, ...overrides }
+    config = { ...merged, JWT_ISSUER: overrides.JWT_ISSUER ?? parsed.JWT_ISSUER ?? merged.PUBLIC_URL }
   } catch (error) {
     problems.push(...schemaProblems(error, data))
   }

@@ -75,6 +75,16 @@ function carried(source: Record<string, unknown>): Record<string, string> {
   }))
 }
 
+/**
+ * The CSP source of a (registered, checked) redirect URI: its origin, or its
+ * scheme for an app's custom scheme. The pages that end in a redirect there
+ * name it in `form-action`, which browsers apply to a form's redirect too.
+ */
+function formActionFor(redirectUri: string): string {
+  const url = new URL(redirectUri)
+  return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : url.protocol
+}
+
 /** Where a signup should lead back to: a sign-in of this service, never elsewhere. */
 function safeReturn(target: string | undefined): string {
   return target !== undefined && target.startsWith('/oauth/authorize?') ? target : '/oauth/authorize'
@@ -133,7 +143,13 @@ const oauthAuthorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }
 
-  function signInPage(reply: FastifyReply, client: OAuthClient, params: Record<string, string>, extra: { error?: string; email?: string; status?: number } = {}) {
+  function signInPage(
+    reply: FastifyReply,
+    client: OAuthClient,
+    redirectUri: string,
+    params: Record<string, string>,
+    extra: { error?: string; email?: string; status?: number } = {}
+  ) {
     const returnTo = `/oauth/authorize?${new URLSearchParams(params).toString()}`
     return reply.page(
       'sign-in',
@@ -146,7 +162,8 @@ const oauthAuthorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         email: extra.email,
         signupHref: `/account/signup?${new URLSearchParams({ return_to: returnTo }).toString()}`
       },
-      extra.status ?? 200
+      extra.status ?? 200,
+      { formActions: [formActionFor(redirectUri)] }
     )
   }
 
@@ -174,7 +191,7 @@ const oauthAuthorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         scopes: scopes.map((name) => ({ name, description: SCOPES[name as keyof typeof SCOPES] ?? name })),
         params,
         csrf: reply.generateCsrf()
-      })
+      }, 200, { formActions: [formActionFor(authz.redirectUri)] })
     }
 
     const code = await codes.issue({
@@ -212,7 +229,7 @@ const oauthAuthorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       const signIn = authz.prompt === 'login' ? undefined : await browserSessions.find(request.cookies[SIGN_IN_COOKIE])
       if (!signIn) {
         if (authz.prompt === 'none') return sendBack(reply, authz, new RedirectableError('login_required', 'The user is not signed in.'))
-        return signInPage(reply, authz.client, params)
+        return signInPage(reply, authz.client, authz.redirectUri, params)
       }
       return proceed(reply, authz, signIn, params)
     }
@@ -242,7 +259,7 @@ const oauthAuthorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
       if (action === 'consent') {
         const signIn = await browserSessions.find(request.cookies[SIGN_IN_COOKIE])
-        if (!signIn) return signInPage(reply, authz.client, params, { error: 'Your sign-in has ended. Sign in again.', status: 401 })
+        if (!signIn) return signInPage(reply, authz.client, authz.redirectUri, params, { error: 'Your sign-in has ended. Sign in again.', status: 401 })
         if (decision !== 'allow') return sendBack(reply, authz, new RedirectableError('access_denied', 'The user did not allow the request.'))
         const account = await users.findCredentialsById(signIn.userId)
         const asked = authz.scopes.length > 0 ? authz.scopes : powersOf(authz.client.scopes)
@@ -255,7 +272,7 @@ const oauthAuthorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
 
       if (action !== 'sign-in') throw badRequest('The form is not one of these pages.')
-      if (!email || !password) return signInPage(reply, authz.client, params, { error: 'Enter your email and password.', email, status: 400 })
+      if (!email || !password) return signInPage(reply, authz.client, authz.redirectUri, params, { error: 'Enter your email and password.', email, status: 400 })
       let token: string
       try {
         ;({ result: token } = await signInWithPassword(fastify, request, reply, { email, password }, (account) =>
@@ -263,7 +280,7 @@ const oauthAuthorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         ))
       } catch (error) {
         if (error instanceof BadCredentials || error instanceof AccountChanged) {
-          return signInPage(reply, authz.client, params, { error: error.message, email, status: 401 })
+          return signInPage(reply, authz.client, authz.redirectUri, params, { error: error.message, email, status: 401 })
         }
         throw error
       }
@@ -275,7 +292,7 @@ const oauthAuthorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         maxAge: config.SIGN_IN_SESSION_TTL
       })
       const signIn = await browserSessions.find(token)
-      if (!signIn) return signInPage(reply, authz.client, params, { error: new AccountChanged().message, email, status: 409 })
+      if (!signIn) return signInPage(reply, authz.client, authz.redirectUri, params, { error: new AccountChanged().message, email, status: 409 })
       await auditLog.record('signin.success', request, { userId: signIn.userId })
       return proceed(reply, authz, signIn, params)
     }
@@ -334,7 +351,9 @@ const oauthAuthorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         return signOut(request, reply, target, request.query.state)
       }
       const { _csrf: _ignored, ...params } = request.query
-      return reply.page('sign-out', { title: 'Sign out?', params, csrf: reply.generateCsrf() })
+      return reply.page('sign-out', { title: 'Sign out?', params, csrf: reply.generateCsrf() }, 200, {
+        formActions: target.redirect ? [formActionFor(target.redirect)] : []
+      })
     }
   )
 

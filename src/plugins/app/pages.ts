@@ -23,6 +23,15 @@ import type { FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import { VIEWS_DIR } from '../../lib/views.js'
 
+export interface PageOptions {
+  /**
+   * Where the page's form may lead besides this origin: browsers apply
+   * `form-action` to the redirect that answers a form too, so a sign-in that
+   * ends with a redirect to an app names the app's origin here.
+   */
+  formActions?: string[]
+}
+
 /** What a template is given: its title, and whatever else it shows. */
 export interface PageData {
   title: string
@@ -32,7 +41,7 @@ export interface PageData {
 declare module 'fastify' {
   interface FastifyReply {
     /** Answers with `views/pages/<template>.eta` in the layout, and the pages' headers. */
-    page(template: string, data: PageData, status?: number): Promise<FastifyReply>
+    page(template: string, data: PageData, status?: number, options?: PageOptions): Promise<FastifyReply>
   }
   interface FastifyContextConfig {
     /** The route serves pages: its errors are rendered as pages too. */
@@ -43,14 +52,17 @@ declare module 'fastify' {
 /** The one stylesheet of every page, served by the service (CSP `style-src 'self'`). */
 export const PAGE_STYLESHEET = '/assets/pages.css'
 
-export const PAGE_CSP = [
-  "default-src 'none'",
-  "style-src 'self'",
-  "img-src 'self'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-  "base-uri 'none'"
-].join('; ')
+const pageCsp = (formActions: string[] = []) =>
+  [
+    "default-src 'none'",
+    "style-src 'self'",
+    "img-src 'self'",
+    ["form-action 'self'", ...formActions].join(' '),
+    "frame-ancestors 'none'",
+    "base-uri 'none'"
+  ].join('; ')
+
+export const PAGE_CSP = pageCsp()
 
 const PAGE_HEADERS = {
   'content-security-policy': PAGE_CSP,
@@ -79,9 +91,10 @@ export default fp(
       defaultContext: { productName: fastify.config.PRODUCT_NAME, stylesheet: PAGE_STYLESHEET }
     })
 
-    fastify.decorateReply('page', async function page(this: FastifyReply, template: string, data: PageData, status = 200) {
+    fastify.decorateReply('page', async function page(this: FastifyReply, template: string, data: PageData, status = 200, options: PageOptions = {}) {
       const html = await this.viewAsync(`${template}.eta`, data)
-      return this.code(status).headers(PAGE_HEADERS).send(html)
+      const headers = options.formActions?.length ? { ...PAGE_HEADERS, 'content-security-policy': pageCsp(options.formActions) } : PAGE_HEADERS
+      return this.code(status).headers(headers).send(html)
     })
 
     fastify.get(
