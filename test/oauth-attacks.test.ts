@@ -318,6 +318,20 @@ describe('the sign-in and consent forms', () => {
     expect(redirectParams(noConsent)).toMatchObject({ error: 'consent_required' })
   })
 
+  it('max_age: a sign-in older than asked is made again, and the ID token says when it was', async () => {
+    const user = await userWithToken(ctx.app)
+    const app = await appClient(ctx.app, { firstParty: true })
+    const { browser } = await codeFor(user, app)
+    await ctx.app.prisma.browserSession.updateMany({ where: { userId: user.id }, data: { authTime: new Date(Date.now() - 600_000) } })
+    const ask = (maxAge: string) => browser.get(authorizeUrl({ client_id: app.clientId, redirect_uri: app.redirectUri, scope: 'openid', code_challenge: pkce().challenge, max_age: maxAge }))
+    expect((await ask('3600')).statusCode).toBe(303)
+    const again = await ask('60')
+    expect(again.statusCode).toBe(200)
+    expect(again.body).toContain('<label for="password">Password</label>')
+    expect(hiddenFields(again.body).max_age).toBe('60')
+    expect(redirectParams(await ask('soon'))).toMatchObject({ error: 'invalid_request' })
+  })
+
   it('a scope beyond what the client registered is sent back as invalid_scope; beyond the role, it is left out', async () => {
     const user = await userWithToken(ctx.app)
     const app = await appClient(ctx.app, { firstParty: true, scopes: ['openid', 'posts:write', 'users:read'] })

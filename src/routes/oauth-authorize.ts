@@ -38,7 +38,7 @@ import { FullName, Password } from '../schemas/users.js'
 export const SIGN_IN_COOKIE = 'bapi_signin'
 
 /** The parameters of an authorization request that a form carries along, as hidden fields. */
-const CARRIED = ['client_id', 'redirect_uri', 'response_type', 'response_mode', 'scope', 'state', 'code_challenge', 'code_challenge_method', 'nonce', 'prompt'] as const
+const CARRIED = ['client_id', 'redirect_uri', 'response_type', 'response_mode', 'scope', 'state', 'code_challenge', 'code_challenge_method', 'nonce', 'prompt', 'max_age'] as const
 const Param = Text({ maxLength: 2000 })
 const carriedProperties = Object.fromEntries(CARRIED.map((name) => [name, Type.Optional(Param)]))
 
@@ -226,7 +226,9 @@ const oauthAuthorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       const authz = await checked(request.query, reply)
       if (!authz) return reply
       const params = carried(request.query)
-      const signIn = authz.prompt === 'login' ? undefined : await browserSessions.find(request.cookies[SIGN_IN_COOKIE])
+      const found = authz.prompt === 'login' ? undefined : await browserSessions.find(request.cookies[SIGN_IN_COOKIE])
+      // A sign-in older than max_age does not count: the user signs in again (OpenID Connect Core §3.1.2.1).
+      const signIn = found && (authz.maxAge === undefined || Date.now() - found.authTime.getTime() <= authz.maxAge * 1000) ? found : undefined
       if (!signIn) {
         if (authz.prompt === 'none') return sendBack(reply, authz, new RedirectableError('login_required', 'The user is not signed in.'))
         return signInPage(reply, authz.client, authz.redirectUri, params)

@@ -22,6 +22,8 @@ export interface AuthorizationRequest {
   codeChallenge: string
   nonce?: string
   prompt?: Prompt
+  /** Seconds: a sign-in older than this must be made again (OpenID Connect `max_age`). */
+  maxAge?: number
 }
 
 /** The request's parameters, from the query (GET) or the form (POST); a repeated one is an array. */
@@ -74,7 +76,7 @@ const single = (params: AuthorizationParams, name: string, unredirectable: boole
 }
 
 /** Every parameter an authorization request may carry; others are ignored (RFC 6749 §3.1). */
-const KNOWN = ['client_id', 'redirect_uri', 'response_type', 'response_mode', 'scope', 'state', 'code_challenge', 'code_challenge_method', 'nonce', 'prompt']
+const KNOWN = ['client_id', 'redirect_uri', 'response_type', 'response_mode', 'scope', 'state', 'code_challenge', 'code_challenge_method', 'nonce', 'prompt', 'max_age']
 
 const STEPS: Step[] = [
   {
@@ -143,6 +145,14 @@ const STEPS: Step[] = [
       const supported = prompts.filter((prompt): prompt is Prompt => prompt === 'none' || prompt === 'login' || prompt === 'consent')
       // `login` wins over `consent` when both are asked: signing in again leads to the consent page anyway.
       request.prompt = supported.includes('none') ? 'none' : supported.includes('login') ? 'login' : supported[0]
+    }
+  },
+  {
+    name: 'check max_age',
+    run(params, request) {
+      if (params.max_age === undefined) return
+      if (!/^\d{1,9}$/.test(params.max_age)) throw new RedirectableError('invalid_request', 'max_age must be a whole number of seconds.')
+      request.maxAge = Number(params.max_age)
     }
   }
 ]
