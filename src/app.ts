@@ -5,7 +5,7 @@
 // infrastructure (config, tracing, errors, metrics, database, Redis, JWT, docs,
 // security), then the
 // application's services (passwords, tokens, revocations, repositories,
-// authentication, login throttling), then the routes.
+// authentication, login throttling, second factors), then the routes.
 import cookie from '@fastify/cookie'
 import type { FastifyHttpOptions, FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { Server } from 'node:http'
@@ -17,6 +17,7 @@ import authenticate from './plugins/app/authenticate.js'
 import bootstrapAdmin from './plugins/app/bootstrap-admin.js'
 import housekeeping from './plugins/app/housekeeping.js'
 import loginThrottle from './plugins/app/login-throttle.js'
+import mfa from './plugins/app/mfa.js'
 import oauth from './plugins/app/oauth.js'
 import pages from './plugins/app/pages.js'
 import passwords from './plugins/app/passwords.js'
@@ -41,6 +42,7 @@ import underPressure from './plugins/infra/under-pressure.js'
 import auditRoutes from './routes/audit.js'
 import authRoutes from './routes/auth.js'
 import clientsRoutes from './routes/clients.js'
+import mfaRoutes from './routes/mfa.js'
 import discoveryRoutes from './routes/discovery.js'
 import oauthAuthorizeRoutes from './routes/oauth-authorize.js'
 import oauthResourceRoutes from './routes/oauth-resources.js'
@@ -54,7 +56,7 @@ export interface AppOptions {
   developmentDir?: string
 }
 
-const SECRET_FIELDS = ['password', 'current_password', 'new_password', 'client_secret', 'refresh_token', 'access_token', 'token']
+const SECRET_FIELDS = ['password', 'current_password', 'new_password', 'client_secret', 'refresh_token', 'access_token', 'token', 'mfa_token', 'otp', 'secret', 'otpauth_uri', 'recovery_codes']
 const CREDENTIAL_HEADERS = ['.authorization', '.cookie', '["proxy-authorization"]', '["set-cookie"]']
 
 /**
@@ -171,12 +173,14 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(pages)
   await fastify.register(authenticate)
   await fastify.register(loginThrottle)
+  await fastify.register(mfa, { developmentDir: options.developmentDir })
   await fastify.register(bootstrapAdmin)
   await fastify.register(housekeeping)
 
   await fastify.register(serviceRoutes)
   await fastify.register(authRoutes)
   await fastify.register(usersRoutes)
+  await fastify.register(mfaRoutes)
   await fastify.register(postsRoutes)
   await fastify.register(clientsRoutes)
   await fastify.register(discoveryRoutes)

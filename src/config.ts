@@ -71,6 +71,12 @@ export const ConfigSchema = Type.Object({
   APP_SECRET: Type.Optional(Type.String({ minLength: 1 })),
   /** Earlier APP_SECRET values (comma-separated) whose device cookies are still honoured. */
   APP_PREVIOUS_SECRETS: Type.Optional(Type.String()),
+  /** Encrypts second-factor secrets at rest (AES-256-GCM): 32 bytes, base64 or hex. */
+  MFA_ENCRYPTION_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  /** Earlier MFA_ENCRYPTION_KEY values (comma-separated) that still decrypt, until `npm run mfa:reencrypt`. */
+  MFA_PREVIOUS_ENCRYPTION_KEYS: Type.Optional(Type.String()),
+  /** The name authenticator apps show next to the account. */
+  MFA_ISSUER: Type.String({ minLength: 1, maxLength: 100, pattern: '^[^:]+$', default: 'Blog API' }),
 
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 1024, default: 65536 }),
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, default: 3 }),

@@ -5,8 +5,7 @@
 // The session must be decided on the account as it is when it is written.
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
-import { holdNextVerification } from './hold.js'
-import { adminWithToken, bearer, decodeJwt, login, PASSWORD, signup, tokenRequest, useApp, userWithToken } from './helper.js'
+import { adminWithToken, bearer, decodeJwt, holdNextVerification, login, PASSWORD, signup, tokenRequest, useApp, userWithToken } from './helper.js'
 
 const ctx = useApp()
 

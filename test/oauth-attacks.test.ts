@@ -2,8 +2,7 @@
 // threat list), each a test: what an attacker sends, and what must happen.
 import { describe, expect, it } from 'vitest'
 import type { LightMyRequestResponse } from 'fastify'
-import { adminWithToken, appClient, bearer, PASSWORD, tokenRequest, useApp, userWithToken } from './helper.js'
-import { holdNextVerification } from './hold.js'
+import { adminWithToken, appClient, bearer, holdNextVerification, PASSWORD, tokenRequest, useApp, userWithToken } from './helper.js'
 import { hiddenFields, pkce, redirectParams, TestBrowser } from './oauth-browser.js'
 
 const ctx = useApp()

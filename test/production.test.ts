@@ -108,6 +108,7 @@ describe.runIf(enabled)('the production install, started as the image starts it'
         DATABASE_PASSWORD: databasePassword,
         JWT_PRIVATE_KEY: keyFile,
         APP_SECRET: randomBytes(48).toString('base64url'),
+        MFA_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
         ARGON2_MEMORY_KIB: '4096',
         ARGON2_TIME_COST: '2',
         ARGON2_PARALLELISM: '1',

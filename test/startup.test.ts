@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import { createTestDatabase } from './database.js'
-import { fileDatabase, TEST_APP_SECRET, TEST_PRIVATE_KEY } from './helper.js'
+import { fileDatabase, TEST_APP_SECRET, TEST_MFA_KEY, TEST_PRIVATE_KEY } from './helper.js'
 
 /** Starts src/server.ts with exactly these settings (nothing inherited from the test run); resolves when it exits. */
 function start(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
@@ -47,9 +47,9 @@ describe('a start that cannot go ahead', () => {
     try {
       const [config, unreachable, noKey, portTaken] = await Promise.all([
         start({ LOG_LEVEL: 'loud', DATABASE_URL: 'garbage' }),
-        start({ DATABASE_URL: `postgresql://app:secret@127.0.0.1:${closed.port}/app`, JWT_PRIVATE_KEY: TEST_PRIVATE_KEY, APP_SECRET: TEST_APP_SECRET }),
+        start({ DATABASE_URL: `postgresql://app:secret@127.0.0.1:${closed.port}/app`, JWT_PRIVATE_KEY: TEST_PRIVATE_KEY, APP_SECRET: TEST_APP_SECRET, MFA_ENCRYPTION_KEY: TEST_MFA_KEY }),
         start({ DATABASE_URL: empty.url }),
-        start({ DATABASE_URL: url, JWT_PRIVATE_KEY: TEST_PRIVATE_KEY, APP_SECRET: TEST_APP_SECRET, PORT: String(taken.port) })
+        start({ DATABASE_URL: url, JWT_PRIVATE_KEY: TEST_PRIVATE_KEY, APP_SECRET: TEST_APP_SECRET, MFA_ENCRYPTION_KEY: TEST_MFA_KEY, PORT: String(taken.port) })
       ])
 
       expect(config.code).toBe(1)

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { loggerOptions } from '../src/app.js'
 import { tracingEnabled } from '../src/plugins/infra/tracing.js'
-import { buildApp, fileDatabase, PASSWORD, TEST_APP_SECRET, TEST_PRIVATE_KEY, testConfig, uniqueEmail } from './helper.js'
+import { buildApp, fileDatabase, PASSWORD, TEST_APP_SECRET, TEST_MFA_KEY, TEST_PRIVATE_KEY, testConfig, uniqueEmail } from './helper.js'
 
 interface OtlpSpan {
   traceId: string
@@ -60,6 +60,7 @@ describe('with OTEL_EXPORTER_OTLP_ENDPOINT', () => {
         DATABASE_URL: url,
         JWT_PRIVATE_KEY: TEST_PRIVATE_KEY,
         APP_SECRET: TEST_APP_SECRET,
+        MFA_ENCRYPTION_KEY: TEST_MFA_KEY,
         ARGON2_MEMORY_KIB: '4096',
         ARGON2_TIME_COST: '2',
         ARGON2_PARALLELISM: '1',

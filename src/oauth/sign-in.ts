@@ -9,7 +9,6 @@
 // current hash, the scopes from the current role).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { whileClientWaits } from '../lib/client-waits.js'
-import type { LoginAttempt } from '../plugins/app/login-throttle.js'
 import type { Credentials } from '../repositories/users.js'
 
 /** The email or password is wrong (or the account inactive): one answer for all. */
@@ -31,26 +30,39 @@ export class AccountChanged extends Error {
 /** How often a sign-in decides again when its account keeps changing under it. */
 const DECISIONS = 2
 
-export interface SignedIn<T> {
-  account: Credentials
-  /** What `complete` wrote. */
-  result: T
-  attempt: LoginAttempt
+/** Where a password sign-in continues, and what it produces when the password is all it takes. */
+export interface SignInDoor<T> {
+  /**
+   * The client the second step is bound to (an mfa_token is redeemable only
+   * by it): the token endpoint's client, or the sign-in page.
+   */
+  clientId: string
+  /** The scope the sign-in is for, decided on the account as it is. */
+  scope: (account: Credentials) => string
+  /** Writes what the sign-in produces, version-checked; undefined when the account moved on. */
+  complete: (account: Credentials, scope: string) => Promise<T | undefined>
 }
 
+export type PasswordSignIn<T> =
+  | { outcome: 'signed_in'; account: Credentials; scope: string; result: T }
+  /** The password was right and the account has a second factor: the next step needs `mfaToken` and a code. */
+  | { outcome: 'mfa_required'; account: Credentials; mfaToken: string }
+
 /**
- * Signs in as `email` with `password`. `complete(account)` writes what the
- * sign-in produces, version-checked, and answers undefined when the account
- * moved on. Throws BadCredentials, AccountChanged, or the throttle's 429.
+ * Signs in as `email` with `password`: `door.complete` runs for an account
+ * without a second factor; one with MFA gets a challenge instead, and its
+ * attempt stays counted towards the lockout until a code is right (so a known
+ * password does not clear the count of wrong codes). Throws BadCredentials,
+ * AccountChanged, or the throttle's 429.
  */
 export async function signInWithPassword<T>(
   fastify: FastifyInstance,
   request: FastifyRequest,
   reply: FastifyReply,
   credentials: { email: string; password: string },
-  complete: (account: Credentials) => Promise<T | undefined>
-): Promise<SignedIn<T>> {
-  const { usersRepository: users, passwords, loginThrottle, auditLog } = fastify
+  door: SignInDoor<T>
+): Promise<PasswordSignIn<T>> {
+  const { usersRepository: users, passwords, loginThrottle, auditLog, mfa } = fastify
   // Before any lookup or verification: a locked-out account costs the attacker nothing but a 429.
   const attempt = await loginThrottle.attempt(request, credentials.email)
   const signal = whileClientWaits(reply)
@@ -65,11 +77,21 @@ export async function signInWithPassword<T>(
       }
       throw new BadCredentials()
     }
-    const result = await complete(account)
+    const rehash = async () => {
+      if (check.needsRehash) await users.rehash(account.id, account.passwordHash, await passwords.hash(credentials.password))
+    }
+    const scope = door.scope(account)
+    if (account.mfaEnabled) {
+      const mfaToken = await mfa.challenge(request, { userId: account.id, securityVersion: account.securityVersion, clientId: door.clientId, scope })
+      if (mfaToken === undefined) continue
+      await rehash()
+      return { outcome: 'mfa_required', account, mfaToken }
+    }
+    const result = await door.complete(account, scope)
     if (result === undefined) continue
     await attempt.succeeded(reply)
-    if (check.needsRehash) await users.rehash(account.id, account.passwordHash, await passwords.hash(credentials.password))
-    return { account, result, attempt }
+    await rehash()
+    return { outcome: 'signed_in', account, scope, result }
   }
   throw new AccountChanged()
 }

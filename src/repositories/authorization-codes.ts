@@ -100,7 +100,7 @@ export function createAuthorizationCodesRepository(prisma: PrismaClient, session
           authTime: row.auth_time
         }
         const session = await sessions.start(
-          { userId: row.user_id, securityVersion: row.security_version, clientId: row.client_id, scope: row.scope, auditKind: 'authorization_code.exchanged' },
+          { userId: row.user_id, securityVersion: row.security_version, clientId: row.client_id, scope: row.scope, amr: row.amr, auditKind: 'authorization_code.exchanged' },
           source,
           tx
         )

@@ -6,7 +6,7 @@
 // change, deactivation, role or email change, or MFA change ends every
 // browser sign-in of the account with nothing else to do.
 import { randomUUID } from 'node:crypto'
-import type { PrismaClient } from '../generated/prisma/client.js'
+import type { Prisma, PrismaClient } from '../generated/prisma/client.js'
 import { BROWSER_SESSION_PREFIX, hashOpaqueToken, newOpaqueToken } from '../lib/opaque-tokens.js'
 
 export interface BrowserSignIn {
@@ -19,11 +19,18 @@ export interface BrowserSignIn {
 
 export function createBrowserSessionsRepository(prisma: PrismaClient, lifetimeSeconds: number) {
   return {
-    /** Starts a sign-in if the account is still active and at `securityVersion`; answers the cookie's token, or undefined. */
-    async start(input: { userId: string; securityVersion: number; amr: string[] }): Promise<string | undefined> {
+    /**
+     * Starts a sign-in if the account is still active and at `securityVersion`;
+     * answers the cookie's token, or undefined. `db`: a transaction to run in
+     * (a second factor consumed for it).
+     */
+    async start(
+      input: { userId: string; securityVersion: number; amr: string[] },
+      db: Pick<Prisma.TransactionClient, '$executeRaw'> = prisma
+    ): Promise<string | undefined> {
       const token = newOpaqueToken(BROWSER_SESSION_PREFIX)
       const now = new Date()
-      const written = await prisma.$executeRaw`
+      const written = await db.$executeRaw`
         WITH account AS (
           SELECT id FROM users WHERE id = ${input.userId}::uuid AND security_version = ${input.securityVersion} AND is_active FOR SHARE
         )

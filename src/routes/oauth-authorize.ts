@@ -28,8 +28,10 @@ import {
 } from '../oauth/authorize/request.js'
 import type { OAuthClient } from '../oauth/clients.js'
 import { AccountChanged, BadCredentials, signInWithPassword } from '../oauth/sign-in.js'
+import { BROWSER_SIGN_IN } from '../plugins/app/mfa.js'
 import { pageResponses } from '../plugins/app/pages.js'
 import type { BrowserSignIn } from '../repositories/browser-sessions.js'
+import { AMR_PASSWORD } from '../repositories/sessions.js'
 import { normalizeEmail } from '../repositories/users.js'
 import { Email, Text } from '../schemas/common.js'
 import { FullName, Password } from '../schemas/users.js'
@@ -50,6 +52,8 @@ const AuthorizeForm = Type.Object({
   action: Type.Optional(Text({ maxLength: 20 })),
   email: Type.Optional(Text({ maxLength: 254 })),
   password: Type.Optional(Text({ maxLength: 1024 })),
+  mfa_token: Type.Optional(Text({ maxLength: 200 })),
+  code: Type.Optional(Text({ maxLength: 64 })),
   decision: Type.Optional(Text({ maxLength: 10 }))
 })
 const LogoutQuery = Type.Object({
@@ -91,7 +95,8 @@ function safeReturn(target: string | undefined): string {
 }
 
 const oauthAuthorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { config, oauth, usersRepository: users, browserSessionsRepository: browserSessions, consentsRepository: consents, authorizationCodesRepository: codes, auditLog, passwords } = fastify
+  const { config, oauth, mfa, usersRepository: users, browserSessionsRepository: browserSessions, consentsRepository: consents, authorizationCodesRepository: codes, auditLog, passwords } =
+    fastify
   const secureCookies = new URL(config.PUBLIC_URL).protocol === 'https:'
   const rateLimit = { max: config.AUTH_RATE_LIMIT_MAX, timeWindow: config.AUTH_RATE_LIMIT_WINDOW * 1000 }
 
@@ -165,6 +170,38 @@ const oauthAuthorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       extra.status ?? 200,
       { formActions: [formActionFor(redirectUri)] }
     )
+  }
+
+  /** The second step of a sign-in with MFA: a form for the code, carrying the mfa_token and the request. */
+  function codePage(reply: FastifyReply, authz: AuthorizationRequest, params: Record<string, string>, mfaToken: string, extra: { error?: string; status?: number } = {}) {
+    return reply.page(
+      'sign-in-code',
+      {
+        title: 'Enter your code',
+        params,
+        mfaToken,
+        csrf: reply.generateCsrf(),
+        error: extra.error,
+        startOver: `/oauth/authorize?${new URLSearchParams({ ...params, prompt: 'login' }).toString()}`
+      },
+      extra.status ?? 200,
+      { formActions: [formActionFor(authz.redirectUri)] }
+    )
+  }
+
+  /** A browser sign-in began (its cookie's token): remember it in the browser and go on with the request. */
+  async function signedIn(request: FastifyRequest, reply: FastifyReply, authz: AuthorizationRequest, params: Record<string, string>, token: string) {
+    reply.setCookie(SIGN_IN_COOKIE, token, {
+      path: '/oauth',
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: secureCookies,
+      maxAge: config.SIGN_IN_SESSION_TTL
+    })
+    const signIn = await browserSessions.find(token)
+    if (!signIn) return signInPage(reply, authz.client, authz.redirectUri, params, { error: new AccountChanged().message, status: 409 })
+    await auditLog.record('signin.success', request, { userId: signIn.userId })
+    return proceed(reply, authz, signIn, params)
   }
 
   /**
@@ -273,30 +310,48 @@ const oauthAuthorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         return proceed(reply, authz, signIn, params, true)
       }
 
+      if (action === 'code') {
+        const { mfa_token: mfaToken, code } = request.body
+        if (!mfaToken) return signInPage(reply, authz.client, authz.redirectUri, params, { error: 'Sign in again.', status: 400 })
+        if (!code) return codePage(reply, authz, params, mfaToken, { error: 'Enter the code.', status: 400 })
+        // The second factor checked as at the token endpoint; the browser sign-in begins in the transaction that consumes the code.
+        const redeemed = await mfa.redeem(request, { mfaToken, code, clientId: BROWSER_SIGN_IN }, (tx, verified) =>
+          browserSessions.start({ userId: verified.userId, securityVersion: verified.securityVersion, amr: verified.amr }, tx)
+        )
+        switch (redeemed.outcome) {
+          case 'invalid_token':
+            return signInPage(reply, authz.client, authz.redirectUri, params, { error: 'This sign-in expired or had too many wrong codes. Sign in again.', status: 401 })
+          case 'account_changed':
+            return signInPage(reply, authz.client, authz.redirectUri, params, { error: 'The account changed while signing in. Sign in again.', status: 409 })
+          case 'wrong_code':
+            if (redeemed.exhausted) {
+              return signInPage(reply, authz.client, authz.redirectUri, params, { error: 'The code is incorrect, and that was the last try. Sign in again.', status: 401 })
+            }
+            return codePage(reply, authz, params, mfaToken, { error: 'The code is incorrect.', status: 401 })
+          case 'completed':
+            await redeemed.attempt.succeeded(reply)
+            return signedIn(request, reply, authz, params, redeemed.result)
+        }
+      }
+
       if (action !== 'sign-in') throw badRequest('The form is not one of these pages.')
       if (!email || !password) return signInPage(reply, authz.client, authz.redirectUri, params, { error: 'Enter your email and password.', email, status: 400 })
-      let token: string
+      let outcome
       try {
-        ;({ result: token } = await signInWithPassword(fastify, request, reply, { email, password }, (account) =>
-          browserSessions.start({ userId: account.id, securityVersion: account.securityVersion, amr: ['pwd'] })
-        ))
+        outcome = await signInWithPassword(fastify, request, reply, { email, password }, {
+          clientId: BROWSER_SIGN_IN,
+          // A browser sign-in holds no scopes: each app's are decided when it asks.
+          scope: () => '',
+          complete: (account) => browserSessions.start({ userId: account.id, securityVersion: account.securityVersion, amr: AMR_PASSWORD })
+        })
       } catch (error) {
         if (error instanceof BadCredentials || error instanceof AccountChanged) {
           return signInPage(reply, authz.client, authz.redirectUri, params, { error: error.message, email, status: 401 })
         }
         throw error
       }
-      reply.setCookie(SIGN_IN_COOKIE, token, {
-        path: '/oauth',
-        httpOnly: true,
-        sameSite: 'lax',
-        secure: secureCookies,
-        maxAge: config.SIGN_IN_SESSION_TTL
-      })
-      const signIn = await browserSessions.find(token)
-      if (!signIn) return signInPage(reply, authz.client, authz.redirectUri, params, { error: new AccountChanged().message, email, status: 409 })
-      await auditLog.record('signin.success', request, { userId: signIn.userId })
-      return proceed(reply, authz, signIn, params)
+      if (outcome.outcome === 'mfa_required') return codePage(reply, authz, params, outcome.mfaToken)
+      return signedIn(request, reply, authz, params, outcome.result)
     }
   )
 

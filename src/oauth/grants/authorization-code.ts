@@ -29,7 +29,7 @@ export const authorizationCodeGrant: GrantHandler = async ({ fastify, request, b
   if (result.outcome !== 'redeemed') throw refused()
 
   const { grant, sessionId } = result
-  const access = tokens.issueAccessToken({ sub: grant.userId, clientId: client.id, scope: grant.scope, sid: sessionId })
+  const access = tokens.issueAccessToken({ sub: grant.userId, clientId: client.id, scope: grant.scope, sid: sessionId, amr: grant.amr })
   const idToken = parseScope(grant.scope).includes('openid')
     ? oauth.signIdToken({
         sub: grant.userId,

@@ -23,7 +23,7 @@ export const refreshTokenGrant: GrantHandler = async ({ fastify, request, body, 
   }
   if (result.outcome !== 'rotated') throw refused()
   await auditLog.record('token.refresh', request, { ...actor, ...(result.retried ? { details: { retried: true } } : {}) })
-  const access = tokens.issueAccessToken({ sub: result.userId, clientId: client.id, scope: result.scope, sid: result.sessionId })
+  const access = tokens.issueAccessToken({ sub: result.userId, clientId: client.id, scope: result.scope, sid: result.sessionId, amr: result.amr })
   return {
     access_token: access.accessToken,
     token_type: 'bearer',

@@ -25,4 +25,6 @@ export interface Grant {
   handle: GrantHandler
   /** Only an authenticated (confidential) client may use it: anyone else is `invalid_client`. */
   confidentialOnly?: boolean
+  /** A step of another grant: a client may use it when it may use that grant. */
+  partOf?: string
 }

@@ -87,6 +87,13 @@ export default fp(
         this.set(turns.waiting)
       }
     })
+    fastify.metrics.gauge({
+      name: 'blog_api_password_hashes_running',
+      help: 'Password hashes and verifications running now (at most ARGON2_CONCURRENCY).',
+      collect() {
+        this.set(turns.running)
+      }
+    })
     const waited = fastify.metrics.histogram({
       name: 'blog_api_password_hash_wait_seconds',
       help: 'How long a password hash or verification waited for its turn.',

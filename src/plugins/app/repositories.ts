@@ -6,6 +6,7 @@ import { type AuthorizationCodesRepository, createAuthorizationCodesRepository }
 import { type BrowserSessionsRepository, createBrowserSessionsRepository } from '../../repositories/browser-sessions.js'
 import { type ConsentsRepository, createConsentsRepository } from '../../repositories/consents.js'
 import { type ClientsRepository, createClientsRepository } from '../../repositories/clients.js'
+import { createMfaRepository, type MfaRepository } from '../../repositories/mfa.js'
 import { createPostsRepository, type PostsRepository } from '../../repositories/posts.js'
 import { createSessionsRepository, type SessionsRepository } from '../../repositories/sessions.js'
 import { createUsersRepository, type UsersRepository } from '../../repositories/users.js'
@@ -19,6 +20,7 @@ declare module 'fastify' {
     authorizationCodesRepository: AuthorizationCodesRepository
     browserSessionsRepository: BrowserSessionsRepository
     consentsRepository: ConsentsRepository
+    mfaRepository: MfaRepository
     auditLog: AuditLog
   }
 }
@@ -27,7 +29,9 @@ export default fp(
   async function repositoriesPlugin(fastify) {
     const sessions = createSessionsRepository(fastify.prisma, fastify.revocations, fastify.config, fastify.appSecret)
     fastify.decorate('sessionsRepository', sessions)
-    fastify.decorate('usersRepository', createUsersRepository(fastify.prisma, sessions))
+    const users = createUsersRepository(fastify.prisma, sessions)
+    fastify.decorate('usersRepository', users)
+    fastify.decorate('mfaRepository', createMfaRepository(fastify.prisma, users, sessions))
     fastify.decorate('postsRepository', createPostsRepository(fastify.prisma))
     fastify.decorate('clientsRepository', createClientsRepository(fastify.prisma, sessions))
     fastify.decorate('authorizationCodesRepository', createAuthorizationCodesRepository(fastify.prisma, sessions))

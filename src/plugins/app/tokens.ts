@@ -11,7 +11,8 @@ export interface IssuedAccessToken {
 }
 
 export interface TokenService {
-  issueAccessToken(claims: { sub: string; clientId: string; scope: string; sid: string }): IssuedAccessToken
+  /** `amr`: how the user signed in (RFC 8176); users' tokens only. */
+  issueAccessToken(claims: { sub: string; clientId: string; scope: string; sid: string; amr?: string[] }): IssuedAccessToken
   /** The caller an access token names, or undefined when it is not a valid access token. */
   verifyAccessToken(token: string): Principal | undefined
 }
@@ -35,12 +36,13 @@ export default fp(
     const keys = fastify.signingKeys
 
     const service: TokenService = {
-      issueAccessToken({ sub, clientId, scope, sid }) {
+      issueAccessToken({ sub, clientId, scope, sid, amr }) {
         const payload: AccessTokenClaims = {
           sub,
           client_id: clientId,
           scope,
           sid,
+          ...(amr ? { amr } : {}),
           jti: randomUUID(),
           nbf: Math.floor(Date.now() / 1000)
         }

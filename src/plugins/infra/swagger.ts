@@ -98,9 +98,12 @@ export default fp(
           title: 'Blog API',
           version: packageVersion(),
           description:
-            'Accounts, OAuth2 tokens (password, refresh_token and client_credentials grants) and a blog. ' +
+            'Accounts, OAuth2 tokens (authorization_code, password, refresh_token, client_credentials and mfa-otp grants), multi-factor sign-in and a blog. ' +
             'Click **Authorize**: sign in on the service\'s own page under `browserSignIn (OAuth2, authorizationCode)` (`client_id` `public`), or enter your email and password under `userPassword (OAuth2, password)` (leave `client_id` and `client_secret` empty), ' +
             'then **Try it out** on any route. No account yet? `POST /auth/signup` below, or `npm run db:seed` for demo accounts. ' +
+            'Accounts with MFA on cannot sign in with that dialog, which has no step for the code: the password answers `403 mfa_required` ' +
+            'with an `mfa_token`, and `POST /auth/token` with `grant_type=urn:blog-api:grant-type:mfa-otp`, the `mfa_token` and your code finishes the sign-in. ' +
+            'They will sign in here with the authorization-code flow once this page offers it. ' +
             'Errors are RFC 9457 problem details, except at the token endpoints, which answer RFC 6749 errors.',
           license: { name: 'MIT', url: 'https://opensource.org/licenses/MIT' }
         },
@@ -109,6 +112,7 @@ export default fp(
           { name: 'Service', description: 'Index, health and keys' },
           { name: 'Accounts', description: 'Signup, tokens, revocation and logout' },
           { name: 'Users', description: 'Your account' },
+          { name: 'Multi-factor sign-in', description: 'An authenticator app (TOTP) and recovery codes as a second factor' },
           { name: 'Administration', description: 'Managing users (admins and service clients)' },
           { name: 'Service clients', description: 'OAuth2 clients: other services, and apps users sign in to' },
           { name: 'OAuth and OpenID Connect', description: 'Browser sign-in (authorization code with PKCE), discovery, userinfo, introspection' },
