@@ -176,8 +176,8 @@ describe('password grant', () => {
     const ghost = uniqueEmail('ghost')
     const verifications = async () => {
       const metric = await ctx.app.metrics.registry.getSingleMetric('blog_api_password_hash_duration_seconds')?.get()
-      const count = metric?.values.find((value) => value.metricName?.endsWith('_count') && value.labels.operation === 'verify')
-      return count?.value ?? 0
+      const values = (metric?.values ?? []) as Array<{ metricName?: string; labels: Record<string, unknown>; value: number }>
+      return values.find((value) => value.metricName?.endsWith('_count') && value.labels.operation === 'verify')?.value ?? 0
     }
     const attempt = (username: string) =>
       tokenRequest(ctx.app, { grant_type: 'password', username, password: 'not the password!' })
