@@ -253,7 +253,7 @@ describe('signing in with MFA', () => {
     expect(again.json()).toEqual({ error: 'invalid_grant', error_description: expect.stringMatching(/^The mfa_token is invalid, expired or used up\./) })
 
     // Started by a registered client, finished by the public one (or the other way round): refused.
-    const client = await serviceClient(ctx.app, ['users:read'])
+    const client = await serviceClient(ctx.app, ['posts:write'], { grantTypes: ['password'], firstParty: true })
     const confidential = { authorization: basicAuth(client.clientId, client.clientSecret) }
     const theirs = await passwordStep(ctx.app, user.email, {}, confidential)
     expect(theirs.response.statusCode).toBe(403)

@@ -10,7 +10,9 @@ import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { browserTestsRun, freePort, launchChromium } from './chromium.js'
 import { appClient, buildApp, PASSWORD, signup, uniqueEmail } from './helper.js'
+import { mfaUser, stepClock } from './mfa-helper.js'
 import { pkce } from './oauth-browser.js'
+import { codeAt } from './otp.js'
 
 const SCREENSHOTS = path.resolve('test/artifacts')
 
@@ -124,6 +126,29 @@ describe.runIf(browserTestsRun('test/sign-in-browser.test.ts'))('signing in to a
     await page.locator('#greeting').waitFor({ timeout: 15_000 })
     expect(await page.locator('#greeting').innerText()).toBe(`Signed in as ${email}`)
     expect(policyViolations).toEqual([])
+    await page.close()
+  })
+
+  it('an account with MFA: the password, then the code the authenticator shows', async () => {
+    const clock = stepClock(service)
+    const user = await mfaUser(service, clock)
+    const page: Page = await browser.newPage()
+    await page.goto(appUrl)
+    await page.locator('#email').fill(user.email)
+    await page.locator('#password').fill(PASSWORD)
+    await page.locator('button[type="submit"]').click()
+
+    await page.locator('#code').waitFor()
+    expect(await page.locator('h1').innerText()).toBe('Enter your code')
+    expect(await page.locator('#code').getAttribute('autocomplete')).toBe('one-time-code')
+    clock.step()
+    await page.locator('#code').fill(codeAt(user.secret, clock.now))
+    await page.locator('button[type="submit"]').click()
+
+    await page.locator('ul.scopes').waitFor()
+    await page.locator('button[value="allow"]').click()
+    await page.locator('#greeting').waitFor({ timeout: 15_000 })
+    expect(await page.locator('#greeting').innerText()).toBe(`Signed in as ${user.email}`)
     await page.close()
   })
 })

@@ -101,9 +101,8 @@ export default fp(
             'Accounts, OAuth2 tokens (authorization_code, password, refresh_token, client_credentials and mfa-otp grants), multi-factor sign-in and a blog. ' +
             'Click **Authorize**: sign in on the service\'s own page under `browserSignIn (OAuth2, authorizationCode)` (`client_id` `public`), or enter your email and password under `userPassword (OAuth2, password)` (leave `client_id` and `client_secret` empty), ' +
             'then **Try it out** on any route. No account yet? `POST /auth/signup` below, or `npm run db:seed` for demo accounts. ' +
-            'Accounts with MFA on cannot sign in with that dialog, which has no step for the code: the password answers `403 mfa_required` ' +
-            'with an `mfa_token`, and `POST /auth/token` with `grant_type=urn:blog-api:grant-type:mfa-otp`, the `mfa_token` and your code finishes the sign-in. ' +
-            'They will sign in here with the authorization-code flow once this page offers it. ' +
+            'Accounts with MFA on sign in with `browserSignIn`, whose page asks for the code; the password dialog has no step for it (the password answers `403 mfa_required` ' +
+            'with an `mfa_token`, and `POST /auth/token` with `grant_type=urn:blog-api:grant-type:mfa-otp`, the `mfa_token` and your code finishes the sign-in). ' +
             'Errors are RFC 9457 problem details, except at the token endpoints, which answer RFC 6749 errors.',
           license: { name: 'MIT', url: 'https://opensource.org/licenses/MIT' }
         },
