@@ -4,18 +4,21 @@
 // Plugins load in layers, their order declared by name and dependencies:
 // infrastructure (config, errors, database, Redis, JWT, docs, security), then the
 // application's services (passwords, tokens, revocations, repositories,
-// authentication, login throttling), then the routes.
+// authentication, login throttling, email, pages), then the routes.
 import cookie from '@fastify/cookie'
-import type { FastifyHttpOptions, FastifyInstance, FastifyServerOptions } from 'fastify'
+import type { FastifyHttpOptions, FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
 import type { Server } from 'node:http'
 import { Ajv, type Options as AjvOptions } from 'ajv'
 import addFormats from 'ajv-formats'
 import fp from 'fastify-plugin'
 import { type Config, trustProxy } from './config.js'
+import accountEmail from './plugins/app/account-email.js'
 import authenticate from './plugins/app/authenticate.js'
 import bootstrapAdmin from './plugins/app/bootstrap-admin.js'
 import housekeeping from './plugins/app/housekeeping.js'
 import loginThrottle from './plugins/app/login-throttle.js'
+import mailer from './plugins/app/mailer.js'
+import pages from './plugins/app/pages.js'
 import passwords from './plugins/app/passwords.js'
 import postCache from './plugins/app/post-cache.js'
 import repositories from './plugins/app/repositories.js'
@@ -33,9 +36,11 @@ import routeDefaults from './plugins/infra/route-defaults.js'
 import security from './plugins/infra/security.js'
 import swagger from './plugins/infra/swagger.js'
 import underPressure from './plugins/infra/under-pressure.js'
+import accountPages from './routes/account-pages.js'
 import auditRoutes from './routes/audit.js'
 import authRoutes from './routes/auth.js'
 import clientsRoutes from './routes/clients.js'
+import emailRoutes from './routes/email.js'
 import postsRoutes from './routes/posts.js'
 import serviceRoutes from './routes/service.js'
 import usersRoutes from './routes/users.js'
@@ -59,9 +64,27 @@ export const REDACTED_PATHS = [
   ...SECRET_FIELDS.flatMap((field) => [field, `*.${field}`, `*.*.${field}`])
 ]
 
+/** A URL as logged: the value of a `token` query parameter (the links sent by email carry one) blanked. */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&;]token=)[^&#;]*/gi, '$1[redacted]')
+}
+
 /** Pino options of the service's logger: the level, and the redaction of credentials. */
 export function loggerOptions(config: Config) {
-  return { level: config.LOG_LEVEL, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }
+  return {
+    level: config.LOG_LEVEL,
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    serializers: {
+      // Fastify's own request serializer, with the link tokens of page URLs blanked.
+      req: (request: FastifyRequest) => ({
+        method: request.method,
+        url: redactUrl(request.url),
+        host: request.host,
+        remoteAddress: request.ip,
+        remotePort: request.socket?.remotePort
+      })
+    }
+  }
 }
 
 /** TRUST_PROXY (validated by loadConfig) as Fastify's option: a hop count becomes a predicate on the hop. */
@@ -152,6 +175,9 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(loginThrottle)
   await fastify.register(bootstrapAdmin)
   await fastify.register(housekeeping)
+  await fastify.register(mailer, { developmentDir: options.developmentDir })
+  await fastify.register(accountEmail)
+  await fastify.register(pages)
 
   await fastify.register(serviceRoutes)
   await fastify.register(authRoutes)
@@ -159,6 +185,11 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(postsRoutes)
   await fastify.register(clientsRoutes)
   await fastify.register(auditRoutes)
+  // Without email, no route needs it: they are left out, and so out of the docs.
+  if (fastify.mail.enabled) {
+    await fastify.register(emailRoutes)
+    await fastify.register(accountPages)
+  }
 }
 
 // Not encapsulated: the error handler and validators apply to the whole server.

@@ -75,6 +75,23 @@ export const ConfigSchema = Type.Object({
   POST_CACHE_TTL: Seconds(300, 'A cached post is read again from the database after this long'),
   PASSWORD_MIN_LENGTH: Type.Integer({ minimum: 8, maximum: 64, default: 12 }),
 
+  /** The name emails and pages give the service. */
+  PRODUCT_NAME: Type.String({ minLength: 1, maxLength: 100, default: 'Blog API' }),
+  /** SMTP server of outgoing mail: smtp://user:pass@host:port or smtps://… Unset: .eml files in development, required otherwise. */
+  MAIL_URL: Type.Optional(Type.String({ minLength: 1 })),
+  /** The From of every email ("Name <address>" or an address); required with MAIL_URL. */
+  MAIL_FROM: Type.Optional(Type.String({ minLength: 3, maxLength: 300 })),
+  /** No email at all: the email routes are off (and absent from the docs). */
+  MAIL_DISABLED: Type.Boolean({ default: false }),
+  MAIL_TIMEOUT: Seconds(30, 'Longest wait for the mail server at each step of a delivery'),
+  MAIL_RETRY_DELAY: Seconds(30, 'First wait after a temporary delivery failure; each further one doubles it'),
+  /** Password logins of accounts whose email is not verified are refused (after a correct password). */
+  REQUIRE_VERIFIED_EMAIL: Type.Boolean({ default: false }),
+  RESET_TOKEN_TTL: Type.Integer({ minimum: 60, maximum: 24 * 3600, default: 1800, description: 'Lifetime of a password reset link, seconds' }),
+  /** Where reset and verification links point instead of the service's own pages; must contain {token}. */
+  RESET_PASSWORD_URL: Type.Optional(Type.String({ minLength: 1 })),
+  VERIFY_EMAIL_URL: Type.Optional(Type.String({ minLength: 1 })),
+
   /** Requests per address per window on /auth/token and /auth/signup. */
   AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20 }),
   AUTH_RATE_LIMIT_WINDOW: Seconds(60, 'Window of the auth rate limit'),
@@ -127,7 +144,8 @@ export function corsOrigins(config: Config): string[] {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
   const parsed = envSchema<Static<typeof ConfigSchema>>({
     schema: ConfigSchema,
-    data: env,
+    // An empty variable is an unset one, as Compose's `${VAR:-}` passes it on.
+    data: Object.fromEntries(Object.entries(env).filter(([, value]) => value !== '')),
     // Only the given environment counts (tests pass their own); `.env` fills
     // in what the real environment leaves unset.
     env: false,
@@ -135,6 +153,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   })
   const config: Config = { ...parsed, JWT_ISSUER: parsed.JWT_ISSUER ?? parsed.PUBLIC_URL, ...overrides }
   trustProxy(config)
+  checkMailSettings(config)
   return config
 }
 
@@ -172,4 +191,36 @@ function isAddressOrRange(item: string): boolean {
   if (rest.length > 0 || isIP(address) === 0) return false
   if (prefix === undefined) return true
   return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (isIP(address) === 4 ? 32 : 128)
+}
+
+/**
+ * The email settings make sense together: a valid SMTP URL with a sender, or
+ * email turned off explicitly; outside development mode, never neither (mail
+ * that nobody sends would be lost without a trace).
+ */
+export function checkMailSettings(config: Config): void {
+  const { MAIL_URL, MAIL_FROM, MAIL_DISABLED } = config
+  if (MAIL_DISABLED) {
+    if (MAIL_URL) throw new Error('MAIL_DISABLED=true and MAIL_URL contradict each other; set one of them')
+    if (config.REQUIRE_VERIFIED_EMAIL) throw new Error('REQUIRE_VERIFIED_EMAIL=true needs email, but MAIL_DISABLED=true turns it off')
+  } else if (MAIL_URL) {
+    let url: URL | undefined
+    try {
+      url = new URL(MAIL_URL)
+    } catch {
+      url = undefined
+    }
+    if (!url || !['smtp:', 'smtps:'].includes(url.protocol) || !url.hostname) {
+      throw new Error('MAIL_URL must be smtp://[user:password@]host[:port] or smtps://…')
+    }
+    if (!MAIL_FROM) throw new Error('MAIL_FROM is required with MAIL_URL: the sender of every email, e.g. "Blog API <no-reply@example.com>"')
+  } else if (!isEmbedded(config)) {
+    throw new Error('MAIL_URL is required outside development mode (smtp://user:password@host:port), or MAIL_DISABLED=true to run without email')
+  }
+  for (const name of ['RESET_PASSWORD_URL', 'VERIFY_EMAIL_URL'] as const) {
+    const value = config[name]
+    if (value !== undefined && (!value.includes('{token}') || !/^https?:\/\/[^/]/.test(value))) {
+      throw new Error(`${name} must be an http(s) URL containing {token}, e.g. https://app.example.com/reset?token={token}`)
+    }
+  }
 }

@@ -38,7 +38,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         operationId: 'signup',
         summary: 'Create an account',
         description:
-          'Creates a user account with the `user` role. The email is stored lower-cased; the password must have at least `PASSWORD_MIN_LENGTH` characters (12 by default). Then log in with the token endpoint.',
+          'Creates a user account with the `user` role. The email is stored lower-cased; the password must have at least `PASSWORD_MIN_LENGTH` characters (12 by default). A link to verify the email goes to it (unless the service sends no email). Then log in with the token endpoint.',
         body: SignupBody,
         response: {
           201: refTo(User, 'The new account.', {
@@ -54,6 +54,12 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       if (weak.length > 0) throw badRequest('The password does not meet the policy.', weak)
       const user = await users.create({ email, fullName, passwordHash: await passwords.hash(password, whileClientWaits(reply)) })
       await auditLog.record('user.signup', request, { userId: user.id })
+      if (fastify.mail.enabled) {
+        // The account exists whatever happens to its email: a failure here is logged, not answered.
+        await fastify.accountEmail.welcome(user.id, user.email).catch((error: unknown) => {
+          request.log.error({ err: error }, 'could not queue the verification email of a new account')
+        })
+      }
       // The account is personal data: no cache keeps it.
       return reply.code(201).header('location', `/users/${user.id}`).header('cache-control', 'no-store').send(user)
     }

@@ -37,6 +37,11 @@ export const passwordGrant: Grant = async ({ fastify, request, body, reply, clie
       }
       throw new OAuthError('invalid_grant', 'The email or password is incorrect.')
     }
+    // Said only now, after the right password, so it tells a guesser nothing.
+    if (fastify.config.REQUIRE_VERIFIED_EMAIL && account.emailVerifiedAt === null) {
+      await attempt.succeeded(reply)
+      throw await fastify.accountEmail.unverifiedLogin(request, account)
+    }
     const granted = grantScopes(scope, scopesForRole(account.role))
     // Records `login.success` with the session, in the same statement.
     const session = await sessions.start(

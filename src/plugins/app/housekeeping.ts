@@ -1,21 +1,30 @@
 // Periodic clean-up of what only grows: sessions that ended or expired (with
-// their spent refresh tokens) are deleted a while after they stopped
-// mattering. Runs on every instance; the deletes are idempotent.
+// their spent refresh tokens), expired email links, and delivered or
+// abandoned emails are deleted a while after they stopped mattering. Runs on
+// every instance; the deletes are idempotent.
 import fp from 'fastify-plugin'
 
 const INTERVAL_MS = 60 * 60 * 1000
 // Ended sessions stay a day, so an operator can still look at a fresh incident.
 const KEEP_ENDED_MS = 24 * 60 * 60 * 1000
+// Finished emails stay a week: why one was not delivered can still be looked up (mail_outbox.last_error).
+const KEEP_MAIL_MS = 7 * 24 * 60 * 60 * 1000
 
 export default fp(
   async function housekeepingPlugin(fastify) {
-    const run = async () => {
+    const prune = async (what: string, work: () => Promise<number>) => {
       try {
-        const pruned = await fastify.sessionsRepository.prune(new Date(Date.now() - KEEP_ENDED_MS))
-        if (pruned > 0) fastify.log.info({ pruned }, 'pruned ended sessions')
+        const pruned = await work()
+        if (pruned > 0) fastify.log.info({ pruned }, `pruned ${what}`)
       } catch (error) {
-        fastify.log.warn({ err: error }, 'could not prune ended sessions')
+        fastify.log.warn({ err: error }, `could not prune ${what}`)
       }
+    }
+    const run = async () => {
+      const now = Date.now()
+      await prune('ended sessions', () => fastify.sessionsRepository.prune(new Date(now - KEEP_ENDED_MS)))
+      await prune('expired email links', () => fastify.emailTokensRepository.prune(new Date(now)))
+      await prune('finished emails', () => fastify.mailOutboxRepository.prune(new Date(now - KEEP_MAIL_MS)))
     }
     const timer = setInterval(() => void run(), INTERVAL_MS)
     timer.unref()

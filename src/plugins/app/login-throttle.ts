@@ -46,11 +46,19 @@ export interface LoginAttempt {
 export interface LoginThrottle {
   /** Counts an attempt to sign in as `email` from this request, or throws 429 while it is locked out. */
   attempt(request: FastifyRequest, email: string): Promise<LoginAttempt>
+  /**
+   * The owner proved control of the account another way (a password reset by
+   * email): forget the account's failures from untrusted devices and from this
+   * address, and trust this device. Other addresses stay locked.
+   */
+  recovered(request: FastifyRequest, reply: FastifyReply, email: string): Promise<void>
 }
 
 export interface ReauthThrottle {
   /** Counts a current-password check of the user, or throws 429; `succeeded` forgets the failures. */
   attempt(userId: string): Promise<{ succeeded(): Promise<void> }>
+  /** Forgets the user's failed checks (the password was reset). */
+  forget(userId: string): Promise<void>
 }
 
 declare module 'fastify' {
@@ -88,10 +96,8 @@ export default fp(
       const keys = buckets.map((bucket) => bucket.key)
       return {
         lockSeconds: Math.ceil(outcome.lockMs / 1000),
-        async forget() {
-          // The attempt itself succeeded; a count left behind only expires later.
-          await store.reset(keys).catch((error: unknown) => fastify.log.warn({ err: error }, 'could not reset a lockout count'))
-        }
+        // The attempt itself succeeded; a count left behind only expires later.
+        forget: () => forget(keys)
       }
     }
 
@@ -119,6 +125,11 @@ export default fp(
       })
     }
 
+    /** Forgets counts; a store that cannot is logged, the counts then expire by themselves. */
+    async function forget(keys: string[]) {
+      await store.reset(keys).catch((error: unknown) => fastify.log.warn({ err: error }, 'could not reset a lockout count'))
+    }
+
     fastify.decorate('loginThrottle', {
       async attempt(request, email) {
         const account = hash('account', normalizeEmail(email))
@@ -138,6 +149,17 @@ export default fp(
             trustDevice(reply, account, device)
           }
         }
+      },
+
+      async recovered(request, reply, email) {
+        const account = hash('account', normalizeEmail(email))
+        const device = trustedDevice(request, account)
+        await forget([
+          hash('untrusted', account),
+          hash('address', account, addressBucket(request.ip)),
+          ...(device ? [hash('device', account, device)] : [])
+        ])
+        trustDevice(reply, account, device)
       }
     } satisfies LoginThrottle)
 
@@ -145,7 +167,8 @@ export default fp(
       async attempt(userId) {
         const counted = await count([{ key: hash('reauth', userId), threshold: config.LOGIN_LOCKOUT_THRESHOLD }])
         return { succeeded: () => counted.forget() }
-      }
+      },
+      forget: (userId) => forget([hash('reauth', userId)])
     } satisfies ReauthThrottle)
   },
   { name: 'login-throttle', dependencies: ['config', 'redis', 'app-secret', '@fastify/cookie'] }

@@ -3,6 +3,8 @@
 import fp from 'fastify-plugin'
 import { type AuditLog, createAuditLog } from '../../repositories/audit.js'
 import { type ClientsRepository, createClientsRepository } from '../../repositories/clients.js'
+import { createEmailTokensRepository, type EmailTokensRepository } from '../../repositories/email-tokens.js'
+import { createMailOutboxRepository, type MailOutboxRepository } from '../../repositories/mail-outbox.js'
 import { createPostsRepository, type PostsRepository } from '../../repositories/posts.js'
 import { createSessionsRepository, type SessionsRepository } from '../../repositories/sessions.js'
 import { createUsersRepository, type UsersRepository } from '../../repositories/users.js'
@@ -13,6 +15,8 @@ declare module 'fastify' {
     postsRepository: PostsRepository
     sessionsRepository: SessionsRepository
     clientsRepository: ClientsRepository
+    emailTokensRepository: EmailTokensRepository
+    mailOutboxRepository: MailOutboxRepository
     auditLog: AuditLog
   }
 }
@@ -21,10 +25,14 @@ export default fp(
   async function repositoriesPlugin(fastify) {
     const sessions = createSessionsRepository(fastify.prisma, fastify.revocations, fastify.config, fastify.appSecret)
     fastify.decorate('sessionsRepository', sessions)
-    fastify.decorate('usersRepository', createUsersRepository(fastify.prisma, sessions))
+    const users = createUsersRepository(fastify.prisma, sessions)
+    fastify.decorate('usersRepository', users)
     fastify.decorate('postsRepository', createPostsRepository(fastify.prisma))
     fastify.decorate('clientsRepository', createClientsRepository(fastify.prisma, sessions))
     fastify.decorate('auditLog', createAuditLog(fastify.prisma, fastify.log))
+    const emailTokens = createEmailTokensRepository(fastify.prisma, users, sessions)
+    fastify.decorate('emailTokensRepository', emailTokens)
+    fastify.decorate('mailOutboxRepository', createMailOutboxRepository(fastify.prisma, emailTokens, { resetTokenTtlMs: fastify.config.RESET_TOKEN_TTL * 1000 }))
   },
   { name: 'repositories', dependencies: ['prisma', 'revocations', 'config', 'app-secret'] }
 )

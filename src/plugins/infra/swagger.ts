@@ -31,11 +31,12 @@ export default fp(
         servers: [{ url: '/' }],
         tags: [
           { name: 'Service', description: 'Index, health and keys' },
-          { name: 'Accounts', description: 'Signup, tokens, revocation and logout' },
+          { name: 'Accounts', description: 'Signup, tokens, revocation and logout; password reset and email verification by email' },
           { name: 'Users', description: 'Your account' },
           { name: 'Administration', description: 'Managing users (admins and service clients)' },
           { name: 'Service clients', description: 'OAuth2 clients of other services' },
-          { name: 'Posts', description: 'The blog' }
+          { name: 'Posts', description: 'The blog' },
+          { name: 'Pages', description: 'HTML pages for browsers: the pages the links in emails open (present unless the service sends no email)' }
         ],
         components: {
           securitySchemes: {
