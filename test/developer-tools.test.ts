@@ -66,10 +66,14 @@ describe('npm run openapi', () => {
           expect(media.example ?? media.examples, `${name} request example`).toBeDefined()
         }
       }
+      // The pages a browser opens answer HTML, their errors included.
+      const page = operation.tags?.[0] === 'Pages'
       for (const [status, response] of Object.entries(operation.responses)) {
         expect(response.description, `${name} ${status}`).not.toBe('Default Response')
         const errorStatus = status === 'default' || Number(status) >= 400
-        if (errorStatus && !(tokenRoutes.includes(name) && status.startsWith('4'))) {
+        if (page) {
+          expect(response.content?.['text/html'], `${name} ${status}`).toBeDefined()
+        } else if (errorStatus && !(tokenRoutes.includes(name) && status.startsWith('4'))) {
           expect(response.content?.['application/problem+json']?.schema.$ref, `${name} ${status}`).toBe(
             '#/components/schemas/Problem'
           )

@@ -85,7 +85,15 @@ export function createEmailTokensRepository(prisma: PrismaClient, users: UsersRe
      */
     async issue(
       tx: Transaction,
-      input: { userId: string; kind: EmailTokenKind; email: string; securityVersion: number; sessionId: string | null; expiresAt: Date }
+      input: {
+        userId: string
+        kind: EmailTokenKind
+        email: string
+        securityVersion: number
+        sessionId: string | null
+        issuedAt: Date
+        expiresAt: Date
+      }
     ): Promise<string> {
       const { token, hash } = newOpaqueToken(PREFIX[input.kind])
       const fields = {
@@ -93,7 +101,7 @@ export function createEmailTokensRepository(prisma: PrismaClient, users: UsersRe
         email: input.email,
         securityVersion: input.securityVersion,
         sessionId: input.sessionId,
-        createdAt: new Date(),
+        createdAt: input.issuedAt,
         expiresAt: input.expiresAt
       }
       await tx.emailToken.upsert({

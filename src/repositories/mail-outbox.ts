@@ -261,6 +261,7 @@ export function createMailOutboxRepository(prisma: PrismaClient, tokens: EmailTo
           email: job.recipient,
           securityVersion: account.security_version,
           sessionId: job.sessionId,
+          issuedAt: now,
           expiresAt
         })
         return { outcome: 'send', to: job.recipient, token, expiresAt, account: recipientAccount }

@@ -4,8 +4,8 @@ import { Type } from '@sinclair/typebox'
 import { Email, Text } from './common.js'
 import { Password } from './users.js'
 
-const EXAMPLE_RESET_TOKEN = 'bapi_pr_Q2hhbmdlIG1lOiBJIGFtIGFuIGV4YW1wbGUgdG9rZW4uLi4'
-const EXAMPLE_VERIFY_TOKEN = 'bapi_ev_Q2hhbmdlIG1lOiBJIGFtIGFuIGV4YW1wbGUgdG9rZW4uLi4'
+const EXAMPLE_RESET_TOKEN = 'bapi_pr_Q2hhbmdlIG1lOiBJIGFtIGFuIGV4YW1wbGUgdG9rZW4'
+const EXAMPLE_VERIFY_TOKEN = 'bapi_ev_Q2hhbmdlIG1lOiBJIGFtIGFuIGV4YW1wbGUgdG9rZW4'
 
 /** A link's token: whatever its shape, one that cannot be used is a 400 after the lookup, like any other. */
 const LinkToken = (example: string) =>
@@ -38,9 +38,18 @@ export const Accepted = (description: string, message: string) =>
 const FormText = (maxLength: number) => Text({ maxLength })
 
 export const LinkQuery = Type.Object({ token: Type.Optional(FormText(200)) })
-export const ForgotPasswordForm = Type.Object({ email: FormText(254) }, { additionalProperties: false })
+export const ForgotPasswordForm = Type.Object(
+  { email: FormText(254) },
+  { additionalProperties: false, examples: [{ email: 'ada@example.com' }] }
+)
 export const ResetPasswordForm = Type.Object(
   { token: FormText(200), new_password: FormText(1024), new_password_again: FormText(1024) },
-  { additionalProperties: false }
+  {
+    additionalProperties: false,
+    examples: [{ token: EXAMPLE_RESET_TOKEN, new_password: 'a longer and newer passphrase', new_password_again: 'a longer and newer passphrase' }]
+  }
 )
-export const VerifyEmailForm = Type.Object({ token: FormText(200) }, { additionalProperties: false })
+export const VerifyEmailForm = Type.Object(
+  { token: FormText(200) },
+  { additionalProperties: false, examples: [{ token: EXAMPLE_VERIFY_TOKEN }] }
+)
