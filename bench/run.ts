@@ -246,7 +246,9 @@ async function main() {
     HOST: '127.0.0.1',
     LOG_LEVEL: 'silent',
     MIGRATE_ON_START: 'false',
-    APP_SECRET: randomBytes(48).toString('base64url')
+    APP_SECRET: randomBytes(48).toString('base64url'),
+    // The cases measure no email (a signup would queue one).
+    MAIL_DISABLED: 'true'
   }
   // The login cases measure hashing, not the per-address rate limit, nor the
   // per-account lockout (which counts logins in flight for one account); the

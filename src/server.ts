@@ -25,11 +25,17 @@ function banner(config: Config, port: number, embedded: EmbeddedDatabase | undef
   const database = embedded
     ? `embedded PostgreSQL on 127.0.0.1:${embedded.port}, data in ${embedded.dataDir}`
     : `external PostgreSQL at ${new URL(config.DATABASE_URL ?? '').host}`
+  const mail = config.MAIL_DISABLED
+    ? 'off (MAIL_DISABLED)'
+    : config.MAIL_URL
+      ? `SMTP at ${new URL(config.MAIL_URL).host}`
+      : `written to ${path.join(path.dirname(embedded?.dataDir ?? '.data/postgres'), 'mail')} (development mode: nothing is sent)`
   const lines = [
     '',
     `  Blog API listening on ${address}${everywhere ? ` (all interfaces, ${config.HOST})` : ''}`,
     `  Docs:      ${address}/docs`,
     `  Database:  ${database}`,
+    `  Mail:      ${mail}`,
     `  Signing:   ${config.JWT_ALGORITHM} (${signing})`,
     ''
   ]
