@@ -4,6 +4,7 @@
 import { isIP } from 'node:net'
 import { Type, type Static } from '@sinclair/typebox'
 import envSchema from 'env-schema'
+import addressparser from 'nodemailer/lib/addressparser'
 
 const Seconds = (defaultValue: number, description: string) =>
   Type.Integer({ minimum: 1, default: defaultValue, description })
@@ -213,7 +214,10 @@ export function checkMailSettings(config: Config): void {
     if (!url || !['smtp:', 'smtps:'].includes(url.protocol) || !url.hostname) {
       throw new Error('MAIL_URL must be smtp://[user:password@]host[:port] or smtps://…')
     }
-    if (!MAIL_FROM) throw new Error('MAIL_FROM is required with MAIL_URL: the sender of every email, e.g. "Blog API <no-reply@example.com>"')
+    const senders = MAIL_FROM ? addressparser(MAIL_FROM, { flatten: true }) : []
+    if (senders.length !== 1 || !/^[^\s@]+@[^\s@]+$/.test(senders[0]?.address ?? '')) {
+      throw new Error('MAIL_FROM is required with MAIL_URL: one sender, e.g. "Blog API <no-reply@example.com>"')
+    }
   } else if (!isEmbedded(config)) {
     throw new Error('MAIL_URL is required outside development mode (smtp://user:password@host:port), or MAIL_DISABLED=true to run without email')
   }

@@ -268,6 +268,8 @@ describe('configuration', () => {
       [{ MAIL_URL: 'http://mail.example' }, /^MAIL_URL must be smtp:/],
       [{ MAIL_URL: 'not a url' }, /^MAIL_URL must be smtp:/],
       [{ MAIL_URL: 'smtp://mail.example:587' }, /^MAIL_FROM is required with MAIL_URL/],
+      [{ MAIL_URL: 'smtp://mail.example:587', MAIL_FROM: 'Blog API' }, /^MAIL_FROM is required with MAIL_URL: one sender/],
+      [{ MAIL_URL: 'smtp://mail.example:587', MAIL_FROM: 'a@example.com, b@example.com' }, /^MAIL_FROM/],
       [{ MAIL_DISABLED: 'true', MAIL_URL: 'smtp://mail.example', MAIL_FROM: MAIL_FROM }, /^MAIL_DISABLED=true and MAIL_URL contradict/],
       [{ MAIL_DISABLED: 'true', REQUIRE_VERIFIED_EMAIL: 'true' }, /^REQUIRE_VERIFIED_EMAIL=true needs email/],
       [{ RESET_PASSWORD_URL: 'https://app.example/reset' }, /^RESET_PASSWORD_URL must be an http\(s\) URL containing \{token\}/],
@@ -277,6 +279,7 @@ describe('configuration', () => {
     for (const [env, message] of cases) expect(() => loadConfig(env), JSON.stringify(env)).toThrow(message)
     // An empty variable is an unset one (as Compose passes `${VAR:-}` on).
     expect(loadConfig({ MAIL_URL: '', ADMIN_EMAIL: '' }).MAIL_URL).toBeUndefined()
+    expect(loadConfig({ MAIL_URL: 'smtps://u:p@mail.example:465', MAIL_FROM: '"Blog, the API" <no-reply@mail.example>' }).MAIL_URL).toBeDefined()
   })
 
   it('MAIL_DISABLED: no email route, none in the docs; signup works and an email change happens at once', async () => {

@@ -26,7 +26,7 @@ import type { MailKind, MailOutboxRepository, OutboxJob } from '../../repositori
 
 /** What happened to the emails of this instance since it started. */
 export interface MailDeliveries {
-  /** Emails queued by this instance's requests. */
+  /** Emails queued by this instance's requests (a reset asked for an email without an account too: the worker drops it). */
   queued: number
   /** Emails the mail server accepted (development mode: written to a file). */
   sent: number
@@ -226,8 +226,13 @@ export default fp<{ developmentDir?: string }>(
       const reason = describe(error)
       const retryAt = new Date(now.getTime() + retryDelay(job.attempts))
       try {
+        if (stopping.signal.aborted && now < job.giveUpAt) {
+          // Shutting down: not a failure of the email; the next worker takes it at once.
+          await outbox.retryAt(job.id, now, 'interrupted by a shutdown')
+          return
+        }
         if (!isPermanent(error) && retryAt < job.giveUpAt) {
-          await outbox.retryAt(job.id, stopping.signal.aborted ? now : retryAt, reason)
+          await outbox.retryAt(job.id, retryAt, reason)
           deliveries.retried++
           log.warn({ mail: job.id, kind: job.kind, attempt: job.attempts, retry_at: retryAt.toISOString(), reason }, 'email delivery failed; trying again later')
           return
