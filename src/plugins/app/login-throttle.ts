@@ -26,6 +26,10 @@
 // password change, an email change, a deletion) is throttled apart, per user
 // id: a failed login elsewhere does not stop the owner from changing a
 // password, and renaming the account's email does not reset the count.
+//
+// A password reset by email proves the owner by other means: it forgets the
+// account's untrusted failures and those of the address that reset, and
+// trusts that device (`recovered`); every other address stays locked.
 import { createHash, randomBytes } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
