@@ -62,10 +62,14 @@ function isUniqueViolation(error: unknown): boolean {
 }
 
 export function createEmailTokensRepository(prisma: PrismaClient, users: UsersRepository, sessions: SessionsRepository) {
-  /** Locks the account row (the order every writer of tokens follows: account, then token). */
+  /**
+   * Locks the account row (the order every writer of tokens follows: account,
+   * then token). NO KEY: rows that only reference the account (a new outbox
+   * row) are not held up by it.
+   */
   async function lockAccount(tx: Transaction, userId: string): Promise<LockedAccount | undefined> {
     const [account] = await tx.$queryRaw<LockedAccount[]>`
-      SELECT email, pending_email, is_active, security_version FROM users WHERE id = ${userId}::uuid FOR UPDATE`
+      SELECT email, pending_email, is_active, security_version FROM users WHERE id = ${userId}::uuid FOR NO KEY UPDATE`
     return account
   }
 

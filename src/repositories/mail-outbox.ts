@@ -11,7 +11,6 @@
 // within the minute — each drops the email instead. So no token is ever stored
 // in clear, a retry sends a fresh link, and the per-minute rule holds however
 // many requests or instances there are.
-import { randomUUID } from 'node:crypto'
 import type { MailKind, Prisma, PrismaClient } from '../generated/prisma/client.js'
 import type { AuditSource } from './audit.js'
 import type { EmailTokenKind, EmailTokensRepository } from './email-tokens.js'
@@ -44,6 +43,8 @@ export interface OutboxJob {
   attempts: number
   giveUpAt: Date
   createdAt: Date
+  requestIp: string | null
+  requestUserAgent: string | null
 }
 
 /** What the worker does with a job: send this email now, or drop it (and why). */
@@ -68,9 +69,12 @@ interface JobRow {
   attempts: number
   give_up_at: Date
   created_at: Date
+  request_ip: string | null
+  request_user_agent: string | null
 }
 
 interface AccountRow {
+  id: string
   email: string
   pending_email: string | null
   full_name: string
@@ -88,7 +92,9 @@ const toJob = (row: JobRow): OutboxJob => ({
   sessionId: row.session_id,
   attempts: row.attempts,
   giveUpAt: row.give_up_at,
-  createdAt: row.created_at
+  createdAt: row.created_at,
+  requestIp: row.request_ip,
+  requestUserAgent: row.request_user_agent
 })
 
 export interface NewMail {
@@ -134,28 +140,26 @@ export function createMailOutboxRepository(prisma: PrismaClient, tokens: EmailTo
     enqueue: (mails: NewMail[]) => enqueueIn(prisma, mails),
 
     /**
-     * Queues a password reset for `email`, and records the request in the
-     * audit trail when an active account has that email. One statement that
-     * writes a row whether or not the account exists: the request costs the
-     * same either way (a write and its commit), so its timing tells nothing.
-     * A row without an account is dropped by the worker, after the answer.
+     * Queues a password reset for `email`. One INSERT, and nothing else: not
+     * even whether an account has the email is looked at here, so the request
+     * does the same work, writes the same row and commits the same way for
+     * every email. The worker finds the account after the answer (and records
+     * the request in the audit trail then); a row without one is deleted.
      */
     async enqueuePasswordReset(email: string, source: AuditSource) {
       const now = new Date()
-      const address = normalizeEmail(email)
-      const giveUpAt = new Date(now.getTime() + lifetime('password_reset'))
-      await prisma.$executeRaw`
-        WITH account AS (
-          SELECT id, security_version FROM users WHERE email = ${address} AND is_active
-        ), job AS (
-          INSERT INTO mail_outbox (id, kind, user_id, recipient, security_version, next_attempt_at, give_up_at, created_at)
-          SELECT ${randomUUID()}::uuid, 'password_reset'::"MailKind", (SELECT id FROM account), ${address},
-                 (SELECT security_version FROM account), ${now}::timestamptz, ${giveUpAt}::timestamptz, ${now}::timestamptz
-          RETURNING user_id
-        )
-        INSERT INTO audit_events (id, kind, user_id, ip, user_agent, created_at)
-        SELECT ${randomUUID()}::uuid, 'password.reset_requested', user_id, ${source.ip}, ${source.userAgent}, ${now}::timestamptz
-        FROM job WHERE user_id IS NOT NULL`
+      await prisma.mailOutbox.create({
+        data: {
+          kind: 'password_reset',
+          recipient: normalizeEmail(email),
+          requestIp: source.ip,
+          requestUserAgent: source.userAgent,
+          nextAttemptAt: now,
+          giveUpAt: new Date(now.getTime() + lifetime('password_reset')),
+          createdAt: now
+        },
+        select: { id: true }
+      })
     },
 
     /**
@@ -216,7 +220,7 @@ export function createMailOutboxRepository(prisma: PrismaClient, tokens: EmailTo
           LIMIT ${limit}
           FOR UPDATE SKIP LOCKED
         )
-        RETURNING id, kind, user_id, recipient, security_version, session_id, attempts, give_up_at, created_at`
+        RETURNING id, kind, user_id, recipient, security_version, session_id, attempts, give_up_at, created_at, request_ip, request_user_agent`
       return rows.map(toJob)
     },
 
@@ -225,17 +229,30 @@ export function createMailOutboxRepository(prisma: PrismaClient, tokens: EmailTo
      * and makes its link's token if so (replacing any earlier one of the kind).
      */
     async prepare(job: OutboxJob, now = new Date()): Promise<Prepared> {
-      if (job.userId === null) {
-        // A reset asked for an email that has no account: nothing to send, nothing worth keeping.
-        await prisma.mailOutbox.deleteMany({ where: { id: job.id } })
-        return drop('no account')
-      }
-      const userId = job.userId
       const decided = await prisma.$transaction(async (tx): Promise<Prepared> => {
-        const [account] = await tx.$queryRaw<AccountRow[]>`
-          SELECT email, pending_email, full_name, is_active, security_version, email_verified_at
-          FROM users WHERE id = ${userId}::uuid FOR UPDATE`
+        // The account row is locked against other writers of its tokens (NO KEY: inserts that
+        // only reference it, like a new outbox row, do not wait for this transaction).
+        const [account] = job.userId === null
+          ? await tx.$queryRaw<AccountRow[]>`
+              SELECT id, email, pending_email, full_name, is_active, security_version, email_verified_at
+              FROM users WHERE email = ${job.recipient} FOR NO KEY UPDATE`
+          : await tx.$queryRaw<AccountRow[]>`
+              SELECT id, email, pending_email, full_name, is_active, security_version, email_verified_at
+              FROM users WHERE id = ${job.userId}::uuid FOR NO KEY UPDATE`
+        if (job.userId === null) {
+          if (!account?.is_active) {
+            // A reset asked for an email without an (active) account: nothing to send, nothing worth keeping.
+            await tx.mailOutbox.deleteMany({ where: { id: job.id } })
+            return drop('no active account has the email')
+          }
+          await tx.mailOutbox.update({ where: { id: job.id }, data: { userId: account.id }, select: { id: true } })
+          await tx.auditEvent.create({
+            data: { kind: 'password.reset_requested', userId: account.id, ip: job.requestIp, userAgent: job.requestUserAgent, createdAt: job.createdAt },
+            select: { id: true }
+          })
+        }
         if (!account?.is_active) return drop('account inactive or gone')
+        const userId = account.id
         if (job.securityVersion !== null && account.security_version !== job.securityVersion) return drop('account changed since the request')
         if (job.kind === 'password_reset' && account.email !== job.recipient) return drop('email changed since the request')
         if (job.kind === 'email_verification' && (account.email !== job.recipient || account.email_verified_at !== null)) {

@@ -44,6 +44,8 @@ CREATE TABLE "mail_outbox" (
     "give_up_at" TIMESTAMPTZ(3) NOT NULL,
     "issued_at" TIMESTAMPTZ(3),
     "last_error" VARCHAR(500),
+    "request_ip" VARCHAR(64),
+    "request_user_agent" VARCHAR(512),
     "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "finished_at" TIMESTAMPTZ(3),
 
