@@ -4,6 +4,8 @@
 // survive restarts; a worker leases the rows it delivers, so another instance
 // takes over those of a worker that died.
 //
+// A password reset's row names only the address it was asked for: the worker
+// looks for the account, after the answer (a row without one is deleted).
 // A link's token is made when its email is about to go out (`prepare`), in a
 // transaction that locks the account and decides on the account as it is
 // then: an account gone, deactivated or changed since the request, an address
@@ -38,6 +40,7 @@ export interface OutboxJob {
   kind: MailKind
   userId: string | null
   recipient: string
+  newEmail: string | null
   securityVersion: number | null
   sessionId: string | null
   attempts: number
@@ -55,7 +58,6 @@ export type Prepared =
       /** The link's token, made just now; absent for a notice. */
       token?: string
       expiresAt?: Date
-      account: { fullName: string; email: string; pendingEmail: string | null }
     }
   | { outcome: 'drop'; reason: string }
 
@@ -64,6 +66,7 @@ interface JobRow {
   kind: MailKind
   user_id: string | null
   recipient: string
+  new_email: string | null
   security_version: number | null
   session_id: string | null
   attempts: number
@@ -77,7 +80,6 @@ interface AccountRow {
   id: string
   email: string
   pending_email: string | null
-  full_name: string
   is_active: boolean
   security_version: number
   email_verified_at: Date | null
@@ -88,6 +90,7 @@ const toJob = (row: JobRow): OutboxJob => ({
   kind: row.kind,
   userId: row.user_id,
   recipient: row.recipient,
+  newEmail: row.new_email,
   securityVersion: row.security_version,
   sessionId: row.session_id,
   attempts: row.attempts,
@@ -101,6 +104,8 @@ export interface NewMail {
   kind: MailKind
   userId: string
   recipient: string
+  /** For a notice of an email change: the address asked for. */
+  newEmail?: string
   /** The account's version when asked; unset for notices, which go out whatever happens next. */
   securityVersion?: number
   sessionId?: string
@@ -116,6 +121,7 @@ export function createMailOutboxRepository(prisma: PrismaClient, tokens: EmailTo
         kind: mail.kind,
         userId: mail.userId,
         recipient: mail.recipient,
+        newEmail: mail.newEmail ?? null,
         securityVersion: mail.securityVersion ?? null,
         sessionId: mail.sessionId ?? null,
         nextAttemptAt: now,
@@ -179,7 +185,7 @@ export function createMailOutboxRepository(prisma: PrismaClient, tokens: EmailTo
           tx,
           [
             { kind: 'email_change', userId: input.userId, recipient: input.newEmail, securityVersion: input.expectedVersion, sessionId: input.sessionId },
-            { kind: 'email_change_notice', userId: input.userId, recipient: input.oldEmail }
+            { kind: 'email_change_notice', userId: input.userId, recipient: input.oldEmail, newEmail: input.newEmail }
           ],
           now
         )
@@ -220,7 +226,7 @@ export function createMailOutboxRepository(prisma: PrismaClient, tokens: EmailTo
           LIMIT ${limit}
           FOR UPDATE SKIP LOCKED
         )
-        RETURNING id, kind, user_id, recipient, security_version, session_id, attempts, give_up_at, created_at, request_ip, request_user_agent`
+        RETURNING id, kind, user_id, recipient, new_email, security_version, session_id, attempts, give_up_at, created_at, request_ip, request_user_agent`
       return rows.map(toJob)
     },
 
@@ -234,10 +240,10 @@ export function createMailOutboxRepository(prisma: PrismaClient, tokens: EmailTo
         // only reference it, like a new outbox row, do not wait for this transaction).
         const [account] = job.userId === null
           ? await tx.$queryRaw<AccountRow[]>`
-              SELECT id, email, pending_email, full_name, is_active, security_version, email_verified_at
+              SELECT id, email, pending_email, is_active, security_version, email_verified_at
               FROM users WHERE email = ${job.recipient} FOR NO KEY UPDATE`
           : await tx.$queryRaw<AccountRow[]>`
-              SELECT id, email, pending_email, full_name, is_active, security_version, email_verified_at
+              SELECT id, email, pending_email, is_active, security_version, email_verified_at
               FROM users WHERE id = ${job.userId}::uuid FOR NO KEY UPDATE`
         if (job.userId === null) {
           if (!account?.is_active) {
@@ -269,8 +275,7 @@ export function createMailOutboxRepository(prisma: PrismaClient, tokens: EmailTo
         }
         await tx.mailOutbox.update({ where: { id: job.id }, data: { issuedAt: now }, select: { id: true } })
         const tokenKind = TOKEN_KIND[job.kind]
-        const recipientAccount = { fullName: account.full_name, email: account.email, pendingEmail: account.pending_email }
-        if (!tokenKind) return { outcome: 'send', to: job.recipient, account: recipientAccount }
+        if (!tokenKind) return { outcome: 'send', to: job.recipient }
         const expiresAt = new Date(now.getTime() + lifetime(job.kind))
         const token = await tokens.issue(tx, {
           userId,
@@ -281,7 +286,7 @@ export function createMailOutboxRepository(prisma: PrismaClient, tokens: EmailTo
           issuedAt: now,
           expiresAt
         })
-        return { outcome: 'send', to: job.recipient, token, expiresAt, account: recipientAccount }
+        return { outcome: 'send', to: job.recipient, token, expiresAt }
       })
       if (decided.outcome === 'drop') await finish(job.id, 'dropped', decided.reason, now)
       return decided

@@ -207,7 +207,7 @@ export default fp<{ developmentDir?: string }>(
             email: prepared.to,
             link,
             validFor: prepared.expiresAt ? inWords(prepared.expiresAt.getTime() - now.getTime()) : undefined,
-            newEmail: prepared.account.pendingEmail ?? undefined
+            newEmail: job.newEmail ?? undefined
           })
         } catch (error) {
           throw new PermanentFailure(`the email could not be rendered: ${(error as Error).message}`)

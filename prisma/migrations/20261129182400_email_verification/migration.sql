@@ -35,6 +35,7 @@ CREATE TABLE "mail_outbox" (
     "kind" "MailKind" NOT NULL,
     "user_id" UUID,
     "recipient" VARCHAR(254) NOT NULL,
+    "new_email" VARCHAR(254),
     "security_version" INTEGER,
     "session_id" UUID,
     "status" "MailStatus" NOT NULL DEFAULT 'queued',
