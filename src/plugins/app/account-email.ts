@@ -106,8 +106,7 @@ export default fp(
         if (user.pending_email !== undefined) {
           const account = await users.findCredentialsById(userId)
           if (!account) return
-          const change = { kind: 'email_change', recipient: user.pending_email, securityVersion: account.securityVersion, sessionId } as const
-          await outbox.enqueue([{ ...change, userId }])
+          await outbox.enqueue([{ kind: 'email_change', userId, recipient: user.pending_email, securityVersion: account.securityVersion, sessionId }])
         } else if (!user.email_verified) {
           await outbox.enqueue([{ kind: 'email_verification', userId, recipient: user.email }])
         } else {
