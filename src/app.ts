@@ -2,9 +2,10 @@
 // server and the tests build it the same way:
 //   Fastify(serverOptions(config)).register(app, { config })
 // Plugins load in layers, their order declared by name and dependencies:
-// infrastructure (config, errors, database, Redis, JWT, docs, security), then the
+// infrastructure (config, tracing, errors, metrics, database, Redis, JWT, docs,
+// security), then the
 // application's services (passwords, tokens, revocations, repositories,
-// authentication, login throttling, email, pages), then the routes.
+// authentication, login throttling, second factors, email, pages), then the routes.
 import cookie from '@fastify/cookie'
 import type { FastifyHttpOptions, FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
 import type { Server } from 'node:http'
@@ -18,6 +19,7 @@ import bootstrapAdmin from './plugins/app/bootstrap-admin.js'
 import housekeeping from './plugins/app/housekeeping.js'
 import loginThrottle from './plugins/app/login-throttle.js'
 import mailer from './plugins/app/mailer.js'
+import mfa from './plugins/app/mfa.js'
 import pages from './plugins/app/pages.js'
 import passwords from './plugins/app/passwords.js'
 import postCache from './plugins/app/post-cache.js'
@@ -29,18 +31,21 @@ import bodyParsers from './plugins/infra/body-parsers.js'
 import configPlugin from './plugins/infra/config.js'
 import errors, { clientErrorHandler, frameworkErrors } from './plugins/infra/errors.js'
 import jwt from './plugins/infra/jwt.js'
+import metrics from './plugins/infra/metrics.js'
 import notifications from './plugins/infra/notifications.js'
 import prisma from './plugins/infra/prisma.js'
 import redis from './plugins/infra/redis.js'
 import routeDefaults from './plugins/infra/route-defaults.js'
 import security from './plugins/infra/security.js'
 import swagger from './plugins/infra/swagger.js'
+import tracing, { traceIds, tracingEnabled } from './plugins/infra/tracing.js'
 import underPressure from './plugins/infra/under-pressure.js'
 import accountPages from './routes/account-pages.js'
 import auditRoutes from './routes/audit.js'
 import authRoutes from './routes/auth.js'
 import clientsRoutes from './routes/clients.js'
 import emailRoutes from './routes/email.js'
+import mfaRoutes from './routes/mfa.js'
 import postsRoutes from './routes/posts.js'
 import serviceRoutes from './routes/service.js'
 import usersRoutes from './routes/users.js'
@@ -51,7 +56,7 @@ export interface AppOptions {
   developmentDir?: string
 }
 
-const SECRET_FIELDS = ['password', 'current_password', 'new_password', 'client_secret', 'refresh_token', 'access_token', 'token']
+const SECRET_FIELDS = ['password', 'current_password', 'new_password', 'client_secret', 'refresh_token', 'access_token', 'token', 'mfa_token', 'otp', 'secret', 'otpauth_uri', 'recovery_codes']
 const CREDENTIAL_HEADERS = ['.authorization', '.cookie', '["proxy-authorization"]', '["set-cookie"]']
 
 /**
@@ -69,7 +74,11 @@ export function redactUrl(url: string): string {
   return url.replace(/([?&;]token=)[^&#;]*/gi, '$1[redacted]')
 }
 
-/** Pino options of the service's logger: the level, and the redaction of credentials. */
+/**
+ * Pino options of the service's logger: the level, the redaction of
+ * credentials (link tokens in logged URLs too), and (with tracing on) the trace and span ids of the request a
+ * line was written in, to find its trace.
+ */
 export function loggerOptions(config: Config) {
   return {
     level: config.LOG_LEVEL,
@@ -83,7 +92,8 @@ export function loggerOptions(config: Config) {
         remoteAddress: request.ip,
         remotePort: request.socket?.remotePort
       })
-    }
+    },
+    ...(tracingEnabled() ? { mixin: traceIds } : {})
   }
 }
 
@@ -153,8 +163,11 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   )
 
   await fastify.register(configPlugin, { config: options.config })
+  // First after the configuration: tracing wraps every route and hook added after it.
+  await fastify.register(tracing)
   await fastify.register(routeDefaults)
   await fastify.register(errors)
+  await fastify.register(metrics)
   await fastify.register(bodyParsers)
   await fastify.register(underPressure)
   await fastify.register(prisma)
@@ -173,6 +186,7 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(repositories)
   await fastify.register(authenticate)
   await fastify.register(loginThrottle)
+  await fastify.register(mfa, { developmentDir: options.developmentDir })
   await fastify.register(bootstrapAdmin)
   await fastify.register(housekeeping)
   await fastify.register(mailer, { developmentDir: options.developmentDir })
@@ -182,6 +196,7 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(serviceRoutes)
   await fastify.register(authRoutes)
   await fastify.register(usersRoutes)
+  await fastify.register(mfaRoutes)
   await fastify.register(postsRoutes)
   await fastify.register(clientsRoutes)
   await fastify.register(auditRoutes)

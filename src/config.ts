@@ -1,8 +1,15 @@
 // Configuration: every setting comes from the environment (and a `.env` file),
 // is validated once at start, and is handed to the app as one typed object.
 // `.env.example` documents each variable; keep the two in step.
+//
+// An empty variable counts as unset: Compose, Kubernetes and shell scripts
+// pass `VAR=` for a variable they were not given, and that must mean "use the
+// default", not "refuse to start".
+import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
-import { Type, type Static } from '@sinclair/typebox'
+import { resolve } from 'node:path'
+import { parseEnv } from 'node:util'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import envSchema from 'env-schema'
 import addressparser from 'nodemailer/lib/addressparser'
 
@@ -26,6 +33,8 @@ export const ConfigSchema = Type.Object({
   REQUEST_TIMEOUT: Type.Integer({ minimum: 1, maximum: 600, default: 30 }),
 
   DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  /** The password for DATABASE_URL, taken as it is (no percent-encoding), when the URL carries none. */
+  DATABASE_PASSWORD: Type.Optional(Type.String({ minLength: 1 })),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
   EMBEDDED_PG_DIR: Type.String({ default: '.data/postgres' }),
   EMBEDDED_PG_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
@@ -61,6 +70,12 @@ export const ConfigSchema = Type.Object({
   APP_SECRET: Type.Optional(Type.String({ minLength: 1 })),
   /** Earlier APP_SECRET values (comma-separated) whose device cookies are still honoured. */
   APP_PREVIOUS_SECRETS: Type.Optional(Type.String()),
+  /** Encrypts second-factor secrets at rest (AES-256-GCM): 32 bytes, base64 or hex. */
+  MFA_ENCRYPTION_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  /** Earlier MFA_ENCRYPTION_KEY values (comma-separated) that still decrypt, until `npm run mfa:reencrypt`. */
+  MFA_PREVIOUS_ENCRYPTION_KEYS: Type.Optional(Type.String()),
+  /** The name authenticator apps show next to the account. */
+  MFA_ISSUER: Type.String({ minLength: 1, maxLength: 100, pattern: '^[^:]+$', default: 'Blog API' }),
 
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 1024, default: 65536 }),
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, default: 3 }),
@@ -127,6 +142,13 @@ export const ConfigSchema = Type.Object({
   /** Seconds a shed client is told to wait. */
   PRESSURE_RETRY_AFTER: Seconds(10, 'Retry-After of a 503 under pressure'),
 
+  /** The docs page (/docs) and the OpenAPI document (/docs/json). */
+  DOCS_ENABLED: Type.Boolean({ default: true }),
+  /** Prometheus metrics on a port of their own (0: any free port). */
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  /** Bearer token that /metrics requires; without METRICS_PORT, /metrics is served on PORT behind it. */
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+
   /** Created (or promoted) at start when set and no admin exists yet. */
   ADMIN_EMAIL: Type.Optional(Type.String({ minLength: 3 })),
   ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 1 }))
@@ -141,21 +163,171 @@ export function corsOrigins(config: Config): string[] {
     .filter(Boolean)
 }
 
-/** Reads and validates the configuration; throws an error naming each bad variable. */
+/** A configuration that cannot be used: one line per variable, each naming it and what it accepts. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'))
+    this.name = 'ConfigError'
+  }
+}
+
+/** Variables whose values are never repeated in a message: they may hold secrets. */
+const SECRET_VARIABLE = /SECRET|PASSWORD|_TOKEN$|_KEYS?$|_URL$/
+
+/**
+ * Reads and validates the configuration; throws a ConfigError naming each
+ * bad variable. With the real environment, a `.env` file in the working
+ * directory fills in what the environment leaves unset.
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
-  const parsed = envSchema<Static<typeof ConfigSchema>>({
-    schema: ConfigSchema,
-    // An empty variable is an unset one, as Compose's `${VAR:-}` passes it on.
-    data: Object.fromEntries(Object.entries(env).filter(([, value]) => value !== '')),
-    // Only the given environment counts (tests pass their own); `.env` fills
-    // in what the real environment leaves unset.
-    env: false,
-    dotenv: env === process.env
+  const data = env === process.env ? { ...withoutEmpty(readDotenv()), ...withoutEmpty(env) } : withoutEmpty(env)
+  let config: Config | undefined
+  const problems: string[] = []
+  try {
+    const parsed = envSchema<Static<typeof ConfigSchema>>({ schema: ConfigSchema, data, env: false, dotenv: false })
+    config = { ...parsed, JWT_ISSUER: parsed.JWT_ISSUER ?? parsed.PUBLIC_URL, ...overrides }
+  } catch (error) {
+    problems.push(...schemaProblems(error, data))
+  }
+  try {
+    trustProxy({ TRUST_PROXY: config?.TRUST_PROXY ?? data.TRUST_PROXY ?? 'false' })
+  } catch (error) {
+    problems.push((error as Error).message)
+  }
+  problems.push(...connectionProblems({ ...data, ...overrides }))
+  if (config) {
+    try {
+      checkMailSettings(config)
+    } catch (error) {
+      problems.push((error as Error).message)
+    }
+  }
+  if (config?.LOG_PRETTY && !resolvable('pino-pretty')) {
+    problems.push('LOG_PRETTY=true needs pino-pretty, a development dependency that this install lacks: leave LOG_PRETTY unset')
+  }
+  if (config === undefined || problems.length > 0) throw new ConfigError(problems)
+  return withDatabasePassword(config)
+}
+
+function readDotenv(): NodeJS.Dict<string> {
+  try {
+    return parseEnv(readFileSync(resolve('.env'), 'utf8'))
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {}
+    throw new ConfigError([`.env cannot be read: ${(error as Error).message}`])
+  }
+}
+
+function withoutEmpty(env: Record<string, string | undefined>): Record<string, string> {
+  const kept: Record<string, string> = {}
+  for (const [name, value] of Object.entries(env)) if (value !== undefined && value.trim() !== '') kept[name] = value
+  return kept
+}
+
+interface AjvIssue { instancePath: string, keyword: string, message?: string }
+
+/** Ajv's errors, one line per variable, saying what the variable accepts rather than which keyword failed. */
+function schemaProblems(error: unknown, data: Record<string, string>): string[] {
+  const issues = (error as { errors?: AjvIssue[] }).errors
+  if (!Array.isArray(issues)) return [(error as Error).message]
+  const names = [...new Set(issues.map((issue) => issue.instancePath.replace(/^\//, '')))]
+  return names.map((name) => {
+    const schema = (ConfigSchema.properties as Record<string, TSchema | undefined>)[name]
+    const accepted = schema ? acceptedValues(schema) : undefined
+    const value = data[name]
+    const got = value === undefined ? '' : SECRET_VARIABLE.test(name) ? ' (the value given is not)' : ` (got "${value.slice(0, 60)}")`
+    if (accepted) return `${name} must be ${accepted}${got}`
+    const first = issues.find((issue) => issue.instancePath === `/${name}`)
+    return `${name} ${first?.message ?? 'is invalid'}${got}`
   })
-  const config: Config = { ...parsed, JWT_ISSUER: parsed.JWT_ISSUER ?? parsed.PUBLIC_URL, ...overrides }
-  trustProxy(config)
-  checkMailSettings(config)
-  return config
+}
+
+/** What a variable's schema accepts, in words. */
+function acceptedValues(schema: TSchema): string | undefined {
+  const options = (schema.anyOf as TSchema[] | undefined)?.map((option) => option.const as unknown)
+  if (options?.every((option) => typeof option === 'string')) return `one of ${options.join(', ')}`
+  if (schema.type === 'boolean') return 'true or false'
+  if (schema.type === 'integer') {
+    const { minimum, maximum } = schema as { minimum?: number, maximum?: number }
+    if (minimum !== undefined && maximum !== undefined) return `a whole number from ${minimum} to ${maximum}`
+    if (minimum !== undefined) return `a whole number, at least ${minimum}`
+    return 'a whole number'
+  }
+  if (schema.type === 'string' && typeof schema.minLength === 'number' && schema.minLength > 1) {
+    return `at least ${schema.minLength} characters long`
+  }
+  return undefined
+}
+
+interface ConnectionSettings {
+  DATABASE_URL?: string
+  DATABASE_PASSWORD?: string
+  REDIS_URL?: string
+}
+
+/** What the schema alone cannot say: the shape of the URLs, and a password given twice or for nothing. */
+function connectionProblems({ DATABASE_URL: databaseUrl, DATABASE_PASSWORD: password, REDIS_URL: redisUrl }: ConnectionSettings): string[] {
+  const problems: string[] = []
+  if (databaseUrl !== undefined) {
+    const problem = databaseUrlProblem(databaseUrl)
+    if (problem) problems.push(`DATABASE_URL ${problem}`)
+    else if (password !== undefined && new URL(databaseUrl).password !== '') {
+      problems.push('DATABASE_PASSWORD is set, but DATABASE_URL has a password too: give it in one of them')
+    }
+  } else if (password !== undefined) {
+    problems.push('DATABASE_PASSWORD is set without DATABASE_URL: it is the password of the server that DATABASE_URL names')
+  }
+  if (redisUrl !== undefined && !/^rediss?:$/.test(parsedUrl(redisUrl)?.protocol ?? '')) {
+    problems.push('REDIS_URL must be a Redis URL such as redis://localhost:6379 (or rediss:// for TLS)')
+  }
+  return problems
+}
+
+const DATABASE_URL_EXAMPLE = 'postgresql://user:password@host:5432/database'
+
+function databaseUrlProblem(value: string): string | undefined {
+  const url = parsedUrl(value)
+  if (!url) return `must be a PostgreSQL URL such as ${DATABASE_URL_EXAMPLE}, and the value given is not a URL`
+  if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:') {
+    return `must start with postgresql:// (got ${url.protocol}//), as in ${DATABASE_URL_EXAMPLE}`
+  }
+  if (url.hostname === '') return `names no host: write it as ${DATABASE_URL_EXAMPLE}`
+  try {
+    decodeURIComponent(url.password)
+    decodeURIComponent(url.username)
+  } catch {
+    return 'has a user or password with a "%" that is not percent-encoding: write it as %25, or give the password in DATABASE_PASSWORD'
+  }
+  return undefined
+}
+
+function resolvable(specifier: string): boolean {
+  try {
+    import.meta.resolve(specifier)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function parsedUrl(value: string): URL | undefined {
+  try {
+    return new URL(value)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * DATABASE_URL with DATABASE_PASSWORD in it, percent-encoded, so a password
+ * may hold any character (`@`, `/`, `#`, `%`, ...) without the person who
+ * sets it encoding anything.
+ */
+function withDatabasePassword(config: Config): Config {
+  if (config.DATABASE_URL === undefined || config.DATABASE_PASSWORD === undefined) return config
+  const url = new URL(config.DATABASE_URL)
+  url.password = encodeURIComponent(config.DATABASE_PASSWORD)
+  return { ...config, DATABASE_URL: url.toString() }
 }
 
 /** Whether the service runs its own PostgreSQL (development mode). */

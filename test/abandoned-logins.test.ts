@@ -11,7 +11,8 @@ let app: FastifyInstance
 let base: string
 
 beforeAll(async () => {
-  // One hash at a time, each slow enough (about 0.6 s here) for the next logins to queue behind it.
+  // One hash at a time, each slow enough (about 0.6 s here; seconds on a loaded machine) for the
+  // next logins to queue behind it while the test watches the queue.
   app = await buildApp({ ARGON2_CONCURRENCY: 1, ARGON2_MEMORY_KIB: 16384, ARGON2_TIME_COST: 80 })
   base = await app.listen({ host: '127.0.0.1', port: 0 })
 })
@@ -26,6 +27,17 @@ const login = (email: string, password: string, userAgent: string, signal?: Abor
     body: new URLSearchParams({ grant_type: 'password', username: email, password }),
     signal
   })
+
+/** A gauge of the hashing queue, as /metrics would show it. */
+async function gauge(name: 'blog_api_password_hash_queue' | 'blog_api_password_hashes_running'): Promise<number> {
+  const metric = await app.metrics.registry.getSingleMetric(name)?.get()
+  return metric?.values[0]?.value ?? NaN
+}
+
+/** Waits until the hashing queue is in the given state (no fixed sleeps: a loaded machine takes its time). */
+async function until(running: number, waiting: number) {
+  await expect.poll(async () => [await gauge('blog_api_password_hashes_running'), await gauge('blog_api_password_hash_queue')], { timeout: 20_000, interval: 10 }).toEqual([running, waiting])
+}
 
 async function failuresFrom(userAgent: string): Promise<number> {
   const client = new pg.Client({ connectionString: (await fileDatabase()).url })
@@ -44,12 +56,13 @@ describe('a login whose client leaves while it waits for a hash', () => {
     await signup(app, { email })
 
     const first = login(email, PASSWORD, 'first')
+    await until(1, 0)
     // The first login's hash is running; this one queues behind it, then its client gives up.
-    await new Promise((resolve) => setTimeout(resolve, 100))
     const leaving = new AbortController()
     const abandoned = login(email, 'a wrong password, never checked', 'abandoned', leaving.signal)
+    await until(1, 1)
     const third = login(email, PASSWORD, 'third')
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    await until(1, 2)
     leaving.abort()
     await expect(abandoned).rejects.toThrow()
 

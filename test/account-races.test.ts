@@ -3,34 +3,11 @@
 // real argon2 verification) until the change has committed, which is exactly
 // the window an attacker aims at — a login takes most of a second hashing.
 // The session must be decided on the account as it is when it is written.
-import type { FastifyInstance } from 'fastify'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
-import type { PasswordManager } from '../src/plugins/app/passwords.js'
-import { adminWithToken, bearer, decodeJwt, login, PASSWORD, signup, tokenRequest, useApp, userWithToken } from './helper.js'
+import { adminWithToken, bearer, decodeJwt, holdNextVerification, login, PASSWORD, signup, tokenRequest, useApp, userWithToken } from './helper.js'
 
 const ctx = useApp()
-
-/**
- * Holds the next password verification once argon2 has answered: `arrived`
- * resolves when a login is waiting there, `release` lets it go on.
- */
-function holdNextVerification(app: FastifyInstance) {
-  const manager: PasswordManager = app.passwords
-  const original = manager.verify.bind(manager)
-  let release = () => {}
-  let arrive = () => {}
-  const gate = new Promise<void>((resolve) => (release = resolve))
-  const arrived = new Promise<void>((resolve) => (arrive = resolve))
-  manager.verify = async (...args) => {
-    manager.verify = original
-    const result = await original(...args)
-    arrive()
-    await gate
-    return result
-  }
-  return { arrived, release }
-}
 
 const passwordLogin = (email: string, password = PASSWORD) =>
   tokenRequest(ctx.app, { grant_type: 'password', username: email, password })

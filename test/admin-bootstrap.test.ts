@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { buildApp, fileDatabase, login, PASSWORD, TEST_APP_SECRET, TEST_PRIVATE_KEY, uniqueEmail } from './helper.js'
+import { buildApp, fileDatabase, login, PASSWORD, TEST_APP_SECRET, TEST_MFA_KEY, TEST_PRIVATE_KEY, uniqueEmail } from './helper.js'
 
 void fileDatabase()
 const root = path.resolve(import.meta.dirname, '..')
@@ -20,6 +20,7 @@ function createAdmin(args: string[], input: string, databaseUrl: string) {
         JWT_PRIVATE_KEY: TEST_PRIVATE_KEY,
         APP_SECRET: TEST_APP_SECRET,
         MAIL_DISABLED: 'true',
+        MFA_ENCRYPTION_KEY: TEST_MFA_KEY,
         ARGON2_MEMORY_KIB: '4096',
         ARGON2_TIME_COST: '2',
         ARGON2_PARALLELISM: '1',

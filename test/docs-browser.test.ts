@@ -69,15 +69,27 @@ describe.runIf(hasBrowser || inCi)('the docs page in a browser', () => {
     })
 
     await page.goto(`${baseUrl}/docs`)
-    await page.locator('.auth-wrapper .btn.authorize').click()
+    // The page is this service's: its own title, no "Explore" bar, no server list.
+    expect(await page.title()).toBe('Blog API docs')
+    await page.locator('.information-container .title').first().waitFor()
+    expect(await page.locator('.information-container .title').first().innerText()).toContain('Blog API')
+    expect(await page.locator('.topbar').count()).toBe(0)
+    expect(await page.locator('.servers').count()).toBe(0)
+    // A public route shows no lock; a protected one does.
+    expect(await page.locator('#operations-Posts-listPosts .authorization__btn').count()).toBe(0)
+    expect(await page.locator('#operations-Users-getMe .authorization__btn').count()).toBe(1)
 
-    // The dialog shows one form per flow; the password flow's comes first.
-    const passwordFlow = page.locator('.auth-container').filter({ hasText: 'password' }).first()
+    await page.locator('.auth-wrapper .btn.authorize').click()
+    // The dialog shows one form per way of logging in; each is authorized on its own.
+    const passwordFlow = page.locator('.auth-container').filter({ hasText: 'userPassword' })
+    const clientFlow = page.locator('.auth-container').filter({ hasText: 'serviceClient' })
     await passwordFlow.locator('#oauth_username').fill(email)
     await passwordFlow.locator('#oauth_password').fill(PASSWORD)
     await passwordFlow.locator('button.authorize').click()
-    // Once authorized, the form offers Logout instead of Authorize.
+    // Once authorized, the form offers Logout instead of Authorize; the other form does not.
     await expect.poll(() => passwordFlow.locator('button', { hasText: 'Logout' }).count(), { timeout: 15_000 }).toBe(1)
+    expect(await clientFlow.locator('button', { hasText: 'Logout' }).count()).toBe(0)
+    expect(await clientFlow.locator('button.authorize').count()).toBe(1)
     await page.locator('.modal-ux button.close-modal').first().click()
 
     const operation = page.locator('#operations-Users-getMe')

@@ -148,6 +148,9 @@ function validValue(operation: Operation, name: string, schema: Schema, fixtures
       return ['users:read']
     case 'token':
       return 'not a token this service issued'
+    case 'code':
+    case 'otp':
+      return '123456'
   }
   switch (typeOf(schema)) {
     case 'integer':

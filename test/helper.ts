@@ -7,14 +7,16 @@ import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fast
 import { afterAll, beforeAll } from 'vitest'
 import app, { serverOptions } from '../src/app.js'
 import { type Config, loadConfig } from '../src/config.js'
+import type { PasswordManager } from '../src/plugins/app/passwords.js'
 import { createTestDatabase } from './database.js'
 import { type Mailbox, startMailbox } from './mailbox.js'
 
-// One signing key and one HMAC secret for the whole file: real Ed25519 signatures, real HMACs.
+// One signing key, one HMAC secret and one encryption key for the whole file: real Ed25519 signatures, real HMACs, real AES-GCM.
 export const TEST_PRIVATE_KEY = generateKeyPairSync('ed25519')
   .privateKey.export({ format: 'pem', type: 'pkcs8' })
   .toString()
 export const TEST_APP_SECRET = randomBytes(48).toString('base64url')
+export const TEST_MFA_KEY = randomBytes(32).toString('base64')
 
 let database: Promise<{ url: string; drop(): Promise<void> }> | undefined
 
@@ -57,6 +59,7 @@ export async function testConfig(overrides: Partial<Config> = {}): Promise<Confi
       LOG_LEVEL: 'silent',
       JWT_PRIVATE_KEY: TEST_PRIVATE_KEY,
       APP_SECRET: TEST_APP_SECRET,
+      MFA_ENCRYPTION_KEY: TEST_MFA_KEY,
       // Real argon2id, with parameters cheap enough for a test suite.
       ARGON2_MEMORY_KIB: '4096',
       ARGON2_TIME_COST: '2',
@@ -68,6 +71,10 @@ export async function testConfig(overrides: Partial<Config> = {}): Promise<Confi
       // block its loop past the threshold and shed the next request. Its own tests
       // (under-pressure.test.ts) set it explicitly.
       PRESSURE_MAX_EVENT_LOOP_DELAY: '0',
+      // Hashes under SCHED_IDLE run only when no other process wants the CPU: on a
+      // CI box running many test files at once, a test's logins would wait for all
+      // of them. The policy itself is tested in password-hashing.test.ts.
+      ARGON2_IDLE_SCHEDULING: 'false',
       DATABASE_POOL_SIZE: '5'
     },
     overrides
@@ -184,4 +191,27 @@ export function decodeJwt(token: string) {
     header: JSON.parse(Buffer.from(header ?? '', 'base64url').toString()) as Record<string, unknown>,
     claims: JSON.parse(Buffer.from(payload ?? '', 'base64url').toString()) as Record<string, unknown>
   }
+}
+
+/**
+ * Holds the next password verification once argon2 has answered: `arrived`
+ * resolves when a login is waiting there, `release` lets it go on. A race
+ * made deterministic: a change of the account lands exactly in the window an
+ * attacker aims at, between the password check and the session's write.
+ */
+export function holdNextVerification(fastify: FastifyInstance) {
+  const manager: PasswordManager = fastify.passwords
+  const original = manager.verify.bind(manager)
+  let release = () => {}
+  let arrive = () => {}
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  const arrived = new Promise<void>((resolve) => (arrive = resolve))
+  manager.verify = async (...args) => {
+    manager.verify = original
+    const result = await original(...args)
+    arrive()
+    await gate
+    return result
+  }
+  return { arrived, release }
 }

@@ -48,7 +48,7 @@ describe('a password login', () => {
     const before = await counts()
     // An account deleted between the password check and the session write: nothing is written.
     const session = await ctx.app.sessionsRepository.start(
-      { userId: randomUUID(), securityVersion: 1, clientId: 'public', scope: 'posts:write' },
+      { userId: randomUUID(), securityVersion: 1, clientId: 'public', scope: 'posts:write', amr: ['pwd'] },
       { ip: '192.0.2.1', userAgent: null }
     )
     expect(session).toBeUndefined()

@@ -13,6 +13,7 @@ import path from 'node:path'
 import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { simpleParser } from 'mailparser'
+import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import app, { serverOptions } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
@@ -25,6 +26,15 @@ void fileDatabase()
 const opened: Array<{ close(): Promise<unknown> }> = []
 afterEach(async () => {
   for (const thing of opened.splice(0).reverse()) await thing.close()
+  // The file's tests share a database: an email a test left waiting for a retry would be
+  // delivered by the next test's app, spending that test's refusals and skewing its counts.
+  const database = new pg.Client({ connectionString: (await fileDatabase()).url })
+  await database.connect()
+  try {
+    await database.query("DELETE FROM mail_outbox WHERE status = 'queued'")
+  } finally {
+    await database.end()
+  }
 })
 
 /** An app sending to `mailbox` (or to a port), whose log lines are kept. */

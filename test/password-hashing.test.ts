@@ -6,6 +6,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import { describe, expect, it } from 'vitest'
+import { loadConfig } from '../src/config.js'
 import { buildApp, login, PASSWORD, signup, tokenRequest, useApp } from './helper.js'
 import { childrenOf, statFields } from './proc.js'
 
@@ -42,7 +43,7 @@ const cpuTicks = (pid: number) => {
 
 // At the file's top level: the file's database lives as long as the scope of
 // the first useApp(), and the tests below build apps of their own on it.
-const ctx = useApp({ ARGON2_NICE: 7 })
+const ctx = useApp({ ARGON2_NICE: 7, ARGON2_IDLE_SCHEDULING: true })
 
 describe('password hashing in a child process', () => {
   it('signs up and logs in, hashing in a process of its own at ARGON2_NICE below the service', async () => {
@@ -60,9 +61,11 @@ describe('password hashing in a child process', () => {
     expect(threads.length).toBeGreaterThan(1)
     for (const thread of threads) {
       expect(niceOf(`/proc/${child}/task/${thread}/stat`)).toBe(expected)
-      // ARGON2_IDLE_SCHEDULING (on by default): they run only when nothing else wants the CPU.
+      // ARGON2_IDLE_SCHEDULING: they run only when nothing else wants the CPU.
       expect(policyOf(`/proc/${child}/task/${thread}/stat`)).toBe(SCHED_IDLE)
     }
+    // And that is the default (the tests' configuration turns it off: see helper.ts).
+    expect(loadConfig({}).ARGON2_IDLE_SCHEDULING).toBe(true)
   })
 
   it('a wrong password and a stored hash argon2 cannot read are both a failed login', async () => {

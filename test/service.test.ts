@@ -42,22 +42,44 @@ describe('service routes', () => {
 })
 
 describe('docs', () => {
-  it('serves Swagger UI at /docs', async () => {
+  it('serves Swagger UI at /docs, titled after the service', async () => {
     const response = await ctx.app.inject({ method: 'GET', url: '/docs/' })
     expect(response.statusCode).toBe(200)
     expect(response.headers['content-type']).toContain('text/html')
     expect(response.body).toContain('swagger')
+    expect(response.body).toContain('<title>Blog API docs</title>')
   })
 
-  it('the OpenAPI document declares both OAuth2 flows against /auth/token', async () => {
+  it('the OpenAPI document has one security scheme per way of logging in, both against /auth/token', async () => {
     const response = await ctx.app.inject({ method: 'GET', url: '/docs/json' })
     expect(response.statusCode).toBe(200)
     const document = response.json()
     expect(document.openapi).toMatch(/^3\./)
-    const flows = document.components.securitySchemes.oauth2.flows
-    expect(flows.password.tokenUrl).toBe('/auth/token')
-    expect(flows.clientCredentials.tokenUrl).toBe('/auth/token')
-    expect(Object.keys(flows.password.scopes)).toEqual(['posts:write', 'posts:moderate', 'users:read', 'users:write', 'clients:manage', 'audit:read'])
+    // Separate schemes: logging in with one does not mark the others as authorized in Swagger UI.
+    const schemes = document.components.securitySchemes
+    expect(Object.keys(schemes)).toEqual(['userPassword', 'serviceClient'])
+    expect(Object.keys(schemes.userPassword.flows)).toEqual(['password'])
+    expect(Object.keys(schemes.serviceClient.flows)).toEqual(['clientCredentials'])
+    expect(schemes.userPassword.flows.password.tokenUrl).toBe('/auth/token')
+    expect(schemes.serviceClient.flows.clientCredentials.tokenUrl).toBe('/auth/token')
+    expect(Object.keys(schemes.userPassword.flows.password.scopes)).toEqual(['posts:write', 'posts:moderate', 'users:read', 'users:write', 'clients:manage', 'audit:read'])
+    // Its own name and version, and no server list: clients call the origin they loaded it from.
+    expect(document.info).toMatchObject({ title: 'Blog API', version: '0.1.0' })
+    expect(document).not.toHaveProperty('servers')
+  })
+
+  it('a query parameter with a default is optional, and a public route declares no security', async () => {
+    const document = (await ctx.app.inject({ method: 'GET', url: '/docs/json' })).json()
+    const withDefaults = Object.values(document.paths as Record<string, Record<string, { parameters?: Array<{ name: string; required?: boolean; schema: { default?: unknown } }> }>>)
+      .flatMap((methods) => Object.values(methods))
+      .flatMap((operation) => operation.parameters ?? [])
+      .filter((parameter) => parameter.schema.default !== undefined)
+    expect(withDefaults.map((parameter) => parameter.name)).toContain('limit')
+    for (const parameter of withDefaults) expect(parameter.required, parameter.name).toBe(false)
+    expect(document.paths['/posts'].get).not.toHaveProperty('security')
+    expect(document.paths['/posts/{id}'].get).not.toHaveProperty('security')
+    // The route itself still fills the default in.
+    expect((await ctx.app.inject({ method: 'GET', url: '/posts' })).statusCode).toBe(200)
   })
 
   it('lists every route with its request and response schemas', async () => {
@@ -96,7 +118,7 @@ describe('docs', () => {
     const createPost = document.paths['/posts'].post
     expect(createPost.requestBody.content['application/json'].schema).toBeDefined()
     expect(createPost.responses['201']).toBeDefined()
-    expect(createPost.security).toEqual([{ oauth2: ['posts:write'] }])
+    expect(createPost.security).toEqual([{ userPassword: ['posts:write'] }, { serviceClient: ['posts:write'] }])
     const token = document.paths['/auth/token'].post
     expect(Object.keys(token.requestBody.content)).toContain('application/x-www-form-urlencoded')
   })
@@ -187,5 +209,15 @@ describe('database outage', () => {
     expect(response.headers['retry-after']).toBe('5')
     expect(response.json()).toMatchObject({ status: 503, title: 'Service Unavailable' })
     expect(response.body).not.toContain('127.0.0.1')
+  })
+})
+
+describe('DOCS_ENABLED=false', () => {
+  const noDocs = useApp({ DOCS_ENABLED: false })
+
+  it('serves neither the docs page nor the document, and the index points to neither', async () => {
+    expect((await noDocs.app.inject({ method: 'GET', url: '/docs' })).statusCode).toBe(404)
+    expect((await noDocs.app.inject({ method: 'GET', url: '/docs/json' })).statusCode).toBe(404)
+    expect((await noDocs.app.inject({ method: 'GET', url: '/' })).json()).toEqual({ message: expect.any(String) })
   })
 })

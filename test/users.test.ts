@@ -17,6 +17,7 @@ describe('GET /users/me', () => {
       full_name: 'Grace Hopper',
       role: 'user',
       is_active: true,
+      mfa_enabled: false,
       created_at: expect.any(String)
     })
     expect(response.body).not.toMatch(/password|hash|argon/i)

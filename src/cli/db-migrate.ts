@@ -1,38 +1,18 @@
 // `npm run db:migrate`: applies pending migrations to DATABASE_URL or, when
 // that is unset, to the embedded PostgreSQL the server uses in development.
-import 'dotenv/config'
-import { dirname, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { startEmbeddedPostgres } from '../db/embedded.js'
-import { applyMigrations } from '../db/migrations.js'
-
-const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+import { migrate, withDatabase } from './context.js'
 
 async function main(): Promise<void> {
-  const databaseUrl = process.env.DATABASE_URL
-  if (databaseUrl !== undefined && databaseUrl !== '') {
-    report(await applyMigrations(databaseUrl), `PostgreSQL at ${new URL(databaseUrl).host}`)
-    return
-  }
-  const embedded = await startEmbeddedPostgres({
-    dataDir: resolve(process.env.EMBEDDED_PG_DIR ?? resolve(projectRoot, '.data', 'postgres')),
-    persistent: true,
-    port: Number(process.env.EMBEDDED_PG_PORT) || undefined
+  await withDatabase(async (config, embedded) => {
+    const target = embedded ? `the embedded PostgreSQL in ${embedded.dataDir}` : `PostgreSQL at ${new URL(config.DATABASE_URL).host}`
+    const applied = await migrate(config.DATABASE_URL)
+    if (applied.length === 0) {
+      console.log(`No pending migrations: ${target} is up to date.`)
+      return
+    }
+    console.log(`Applied ${applied.length} migration${applied.length === 1 ? '' : 's'} to ${target}:`)
+    for (const name of applied) console.log(`  ${name}`)
   })
-  try {
-    report(await applyMigrations(embedded.url), `the embedded PostgreSQL in ${embedded.dataDir}`)
-  } finally {
-    await embedded.stop()
-  }
-}
-
-function report({ applied }: { applied: string[] }, target: string): void {
-  if (applied.length === 0) {
-    console.log(`No pending migrations: ${target} is up to date.`)
-    return
-  }
-  console.log(`Applied ${applied.length} migration${applied.length === 1 ? '' : 's'} to ${target}:`)
-  for (const name of applied) console.log(`  ${name}`)
 }
 
 main().catch((error: unknown) => {

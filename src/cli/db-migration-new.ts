@@ -1,6 +1,9 @@
 // `npm run db:migration:new -- <name>`: writes a new migration with the SQL
-// that brings the existing migrations to prisma/schema.prisma. Works offline:
-// the migrations are replayed into a throwaway embedded PostgreSQL.
+// that brings the existing migrations to prisma/schema.prisma, then
+// regenerates the Prisma client so the code sees the new schema at once.
+// Works offline: the migrations are replayed into a throwaway embedded
+// PostgreSQL.
+import { spawnSync } from 'node:child_process'
 import { relative } from 'node:path'
 import { createMigration } from '../db/migrations.js'
 
@@ -21,7 +24,15 @@ async function main(): Promise<void> {
   }
   console.log(`Created ${relative(process.cwd(), created.path)}:\n`)
   console.log(created.sql)
-  console.log('Review it, then apply it with `npm run db:migrate` (the server also applies it at start).')
+  // The same command as `npm run db:generate`, which is also how to regenerate by hand.
+  const generated = spawnSync('npm', ['run', '--silent', 'db:generate'], { stdio: 'inherit' })
+  if (generated.status !== 0) {
+    console.error('Regenerating the Prisma client failed; run `npm run db:generate` once the schema is fixed.')
+    process.exitCode = 1
+    return
+  }
+  console.log('\nRegenerated the Prisma client (src/generated/prisma).')
+  console.log('Review the migration, then apply it with `npm run db:migrate` (the server also applies it at start).')
 }
 
 main().catch((error: unknown) => {

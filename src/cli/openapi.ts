@@ -20,9 +20,10 @@ export async function buildOpenApiDocument(): Promise<Record<string, unknown>> {
     LOG_LEVEL: 'silent',
     DATABASE_URL: 'postgresql://openapi@127.0.0.1:1/unused',
     MIGRATE_ON_START: 'false',
-    // A throwaway key: the document does not depend on it, but the app needs one to load.
+    // Throwaway keys: the document does not depend on them, but the app needs them to load.
     JWT_PRIVATE_KEY: generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
     APP_SECRET: randomBytes(48).toString('base64url'),
+    MFA_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
     // Never reached either: with email on, the document has the email routes.
     MAIL_URL: 'smtp://127.0.0.1:1',
     MAIL_FROM: 'openapi@localhost'

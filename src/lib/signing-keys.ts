@@ -44,7 +44,15 @@ function readPem(value: string, variable: string): string {
   const trimmed = value.trim()
   if (trimmed.includes('-----BEGIN')) return trimmed.replace(/\\n/g, '\n')
   if (!existsSync(trimmed)) throw new KeyConfigError(`${variable}: no PEM text and no file at "${trimmed}"`)
-  return readFileSync(trimmed, 'utf8').trim()
+  try {
+    return readFileSync(trimmed, 'utf8').trim()
+  } catch (error) {
+    const uid = process.getuid?.()
+    throw new KeyConfigError(
+      `${variable}: the file "${trimmed}" cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})` +
+        (uid === undefined ? '' : `; this process runs as uid ${uid}, which must be able to read it`)
+    )
+  }
 }
 
 export function splitList(value: string | undefined): string[] {

@@ -35,11 +35,15 @@ export type EndReason =
   | 'account_deleted'
   | 'security_changed'
   | 'client_deleted'
+  | 'mfa_enabled'
+  | 'mfa_disabled'
+  | 'mfa_changed'
+  | 'mfa_reset'
   | 'refresh_token_reuse'
   | 'expired'
 
 export type RotateResult =
-  | { outcome: 'rotated'; sessionId: string; userId: string; scope: string; refreshToken: string; retried: boolean }
+  | { outcome: 'rotated'; sessionId: string; userId: string; scope: string; amr: string[]; refreshToken: string; retried: boolean }
   | { outcome: 'unknown' }
   /** The session ended already, or a retry that can no longer be answered: refused, nothing changes. */
   | { outcome: 'spent'; sessionId: string; userId: string }
@@ -50,14 +54,20 @@ export type RotateResult =
   /** The session expired, or its account changed (deactivated, password, role...): the session was ended. */
   | { outcome: 'expired' | 'inactive'; sessionId: string; userId: string }
 
-/** What a session begins with: whose, for which client, with what, at which account version. */
+/** What a session begins with: whose, for which client, with what, at which account version, signed in how. */
 export interface NewSession {
   userId: string
   /** The account's security version read before the login's slow work. */
   securityVersion: number
   clientId: string
   scope: string
+  /** The methods the user signed in with (RFC 8176: `pwd`, `otp`). */
+  amr: string[]
 }
+
+/** The password alone; with a second factor (a TOTP or a recovery code, both one-time passwords). */
+export const AMR_PASSWORD = ['pwd']
+export const AMR_PASSWORD_AND_OTP = ['pwd', 'otp']
 
 type Transaction = Prisma.TransactionClient
 
@@ -69,6 +79,7 @@ interface RotationRow {
   user_id: string
   client_id: string
   scope: string
+  amr: string[]
   session_version: number
   salt: string
   refresh_generation: number
@@ -140,23 +151,26 @@ export function createSessionsRepository(prisma: PrismaClient, revocations: Revo
      * password hashing that bounds the login rate. Ids and timestamps are
      * made here, as Prisma's `@default(uuid())` and `@default(now())` would
      * make them (the service's clock, like every other session timestamp).
+     *
+     * `db`: a transaction to run in, when the start must stand or fall with
+     * other writes (a second factor consumed for it).
      */
-    async start(session: NewSession, source: AuditSource) {
-      const { userId, securityVersion, clientId, scope } = session
+    async start(session: NewSession, source: AuditSource, db: Pick<Transaction, '$executeRaw'> = prisma) {
+      const { userId, securityVersion, clientId, scope, amr } = session
       const sessionId = randomUUID()
       const salt = randomUUID()
       const token = refreshToken(sessionId, 0, salt)
       const now = new Date()
       const expiresAt = new Date(now.getTime() + config.SESSION_MAX_AGE * 1000)
       const kind: AuditKind = 'login.success'
-      const written = await prisma.$executeRaw`
+      const written = await db.$executeRaw`
         WITH account AS (
           SELECT id FROM users
           WHERE id = ${userId}::uuid AND security_version = ${securityVersion} AND is_active
           FOR SHARE
         ), session AS (
-          INSERT INTO sessions (id, user_id, client_id, security_version, refresh_salt, scope, created_at, last_used_at, expires_at)
-          SELECT ${sessionId}::uuid, id, ${clientId}, ${securityVersion}, ${salt}::uuid, ${scope},
+          INSERT INTO sessions (id, user_id, client_id, security_version, refresh_salt, scope, amr, created_at, last_used_at, expires_at)
+          SELECT ${sessionId}::uuid, id, ${clientId}, ${securityVersion}, ${salt}::uuid, ${scope}, ${amr}::text[],
                  ${now}::timestamptz, ${now}::timestamptz, ${expiresAt}::timestamptz
           FROM account
           RETURNING id
@@ -189,7 +203,7 @@ export function createSessionsRepository(prisma: PrismaClient, revocations: Revo
         const now = new Date()
         const [row] = await tx.$queryRaw<RotationRow[]>`
           SELECT t.id AS token_id, t.generation, t.spent_at,
-                 s.id AS session_id, s.user_id, s.client_id, s.scope, s.security_version AS session_version,
+                 s.id AS session_id, s.user_id, s.client_id, s.scope, s.amr, s.security_version AS session_version,
                  s.refresh_salt::text AS salt, s.refresh_generation, s.expires_at, s.last_used_at, s.ended_at,
                  u.role::text AS role, u.is_active, u.security_version AS user_version
           FROM refresh_tokens t
@@ -224,7 +238,7 @@ export function createSessionsRepository(prisma: PrismaClient, revocations: Revo
           await tx.refreshToken.update({ where: { id: row.token_id }, data: { spentAt: now } })
           await tx.refreshToken.create({ data: { sessionId: row.session_id, tokenHash: hashOpaqueToken(next), generation } })
           await tx.session.update({ where: { id: row.session_id }, data: { lastUsedAt: now, refreshGeneration: generation } })
-          return { result: { outcome: 'rotated', ...ids, scope, refreshToken: next, retried: false }, revoked: [] }
+          return { result: { outcome: 'rotated', ...ids, scope, amr: row.amr, refreshToken: next, retried: false }, revoked: [] }
         }
 
         const latest = row.generation === row.refresh_generation - 1
@@ -235,7 +249,7 @@ export function createSessionsRepository(prisma: PrismaClient, revocations: Revo
         // Not found: APP_SECRET changed since the successor was made, so it cannot be given again.
         if (!live || live.spentAt !== null) return { result: { outcome: 'spent', ...ids }, revoked: [] }
         await touch()
-        return { result: { outcome: 'rotated', ...ids, scope, refreshToken: successor, retried: true }, revoked: [] }
+        return { result: { outcome: 'rotated', ...ids, scope, amr: row.amr, refreshToken: successor, retried: true }, revoked: [] }
       })
     },
 

@@ -11,6 +11,7 @@ import { Prisma } from '../generated/prisma/client.js'
 import { conflict, notFound } from '../lib/errors.js'
 import type { UserDto } from '../schemas/users.js'
 import { pageQuery, toPage } from './cursor.js'
+import { clearSecondFactorsIn } from './mfa.js'
 import type { EndReason, SessionsRepository } from './sessions.js'
 
 const userSelect = {
@@ -21,6 +22,7 @@ const userSelect = {
   fullName: true,
   role: true,
   isActive: true,
+  mfaEnabled: true,
   createdAt: true
 } satisfies Prisma.UserSelect
 
@@ -36,7 +38,8 @@ const credentialsSelect = {
   passwordHash: true,
   isActive: true,
   role: true,
-  securityVersion: true
+  securityVersion: true,
+  mfaEnabled: true
 } satisfies Prisma.UserSelect
 
 export type Credentials = Prisma.UserGetPayload<{ select: typeof credentialsSelect }>
@@ -50,6 +53,7 @@ export function toUserDto(user: UserRow): UserDto {
     full_name: user.fullName,
     role: user.role,
     is_active: user.isActive,
+    mfa_enabled: user.mfaEnabled,
     created_at: user.createdAt.toISOString()
   }
 }
@@ -177,21 +181,22 @@ export function createUsersRepository(prisma: PrismaClient, sessions: SessionsRe
     },
 
     /**
-     * Changes activity and role, deciding on the account as it is in the
-     * transaction (locked). `authorize` sees the current role first and may
-     * refuse. Any change ends every session (tokens carry the old role's
-     * scopes); the last active admin cannot be demoted or deactivated.
+     * Changes activity and role, or turns MFA off (an admin's recovery path
+     * for a user who lost every second factor), deciding on the account as it
+     * is in the transaction (locked). `authorize` sees the current role first
+     * and may refuse. Any change ends every session (tokens carry the old
+     * role's scopes); the last active admin cannot be demoted or deactivated.
      */
     async adminUpdate(
       id: string,
-      changes: { isActive?: boolean; role?: Role },
+      changes: { isActive?: boolean; role?: Role; mfaEnabled?: false },
       authorize: (current: { role: Role; isActive: boolean }) => void
     ) {
       return sessions.withRevocation(async (tx) => {
         // Serialise admin changes so two demotions cannot both pass the check.
         await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('admin-roles'))`
-        const [current] = await tx.$queryRaw<Array<{ role: Role; is_active: boolean }>>`
-          SELECT role::text AS role, is_active FROM users WHERE id = ${id}::uuid FOR UPDATE`
+        const [current] = await tx.$queryRaw<Array<{ role: Role; is_active: boolean; mfa_enabled: boolean }>>`
+          SELECT role::text AS role, is_active, mfa_enabled FROM users WHERE id = ${id}::uuid FOR UPDATE`
         if (!current) throw notFound('User')
         authorize({ role: current.role, isActive: current.is_active })
         const losesAdmin =
@@ -205,14 +210,16 @@ export function createUsersRepository(prisma: PrismaClient, sessions: SessionsRe
         const changed =
           (changes.isActive !== undefined && changes.isActive !== current.is_active) ||
           (changes.role !== undefined && changes.role !== current.role)
-        const revoked = changed
+        const resetsMfa = changes.mfaEnabled === false && current.mfa_enabled
+        const revoked = changed || resetsMfa
           ? await changeSecurityStateIn(tx, id, {
-              data: { isActive: changes.isActive, role: changes.role },
-              reason: changes.isActive === false ? 'deactivated' : 'role_changed'
+              data: { isActive: changes.isActive, role: changes.role, mfaEnabled: changes.mfaEnabled },
+              reason: changes.isActive === false ? 'deactivated' : changed ? 'role_changed' : 'mfa_reset'
             })
           : []
+        if (resetsMfa) await clearSecondFactorsIn(tx, id)
         const user = await tx.user.findUniqueOrThrow({ where: { id }, select: userSelect })
-        return { result: toUserDto(user), revoked }
+        return { result: { user: toUserDto(user), mfaReset: resetsMfa }, revoked }
       })
     },
 

@@ -1,5 +1,6 @@
 // Accounts and tokens: signup, the OAuth2 token endpoint (password,
-// refresh_token and client_credentials grants), RFC 7009 revocation, logout.
+// refresh_token, client_credentials and mfa-otp grants), RFC 7009
+// revocation, logout.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { badRequest, OAuthError } from '../lib/errors.js'
 import { whileClientWaits } from '../lib/client-waits.js'
@@ -7,7 +8,7 @@ import { REFRESH_TOKEN_PREFIX } from '../lib/opaque-tokens.js'
 import { requestingClient } from '../oauth/client-auth.js'
 import { GRANTS } from '../oauth/grants/index.js'
 import type { Principal } from '../plugins/infra/jwt.js'
-import { OAuthErrorResponse, RevokeBody, TokenBody, TokenResponse } from '../schemas/auth.js'
+import { MfaRequiredResponse, OAuthErrorResponse, RevokeBody, TokenBody, TokenResponse } from '../schemas/auth.js'
 import { NoContent, problems, refTo } from '../schemas/common.js'
 import { SignupBody, User } from '../schemas/users.js'
 import { trimFields } from '../lib/trim.js'
@@ -15,7 +16,8 @@ import { auditActor } from '../repositories/audit.js'
 
 const tokenDescription = `The OAuth2 token endpoint (RFC 6749). Send \`application/x-www-form-urlencoded\` (JSON is accepted too).
 
-- \`grant_type=password\`: \`username\` (the email), \`password\`, optional \`scope\` → access and refresh token.
+- \`grant_type=password\`: \`username\` (the email), \`password\`, optional \`scope\` → access and refresh token. For an account with MFA, a right password answers **403** \`mfa_required\` with an \`mfa_token\` instead.
+- \`grant_type=urn:blog-api:grant-type:mfa-otp\`: \`mfa_token\` (from the \`mfa_required\` answer, same client, within 5 minutes) and \`otp\` (the authenticator's current code, or an unused recovery code) → access and refresh token. Each code works once; five wrong codes end the \`mfa_token\`, and wrong codes count towards the account's lockout like wrong passwords.
 - \`grant_type=refresh_token\`: \`refresh_token\`, optional narrower \`scope\` → a new access token and a **new** refresh token; the old one is spent. Only the client the token was issued to may redeem it (authenticated, if confidential). A retry of the latest refresh within \`REFRESH_REUSE_GRACE\` seconds gets the same new refresh token again; presenting an older one ends the session.
 - \`grant_type=client_credentials\`: client authentication (HTTP Basic or \`client_id\`/\`client_secret\`), optional \`scope\` → access token only.`
 
@@ -81,8 +83,9 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
           400: {
             ...OAuthErrorResponse,
             description:
-              'RFC 6749 error: `invalid_request`, `invalid_grant` (wrong email or password, spent or unknown refresh token), `unsupported_grant_type` or `invalid_scope`.'
+              'RFC 6749 error: `invalid_request`, `invalid_grant` (wrong email or password, spent or unknown refresh token, wrong or used code, invalid or expired `mfa_token`), `unsupported_grant_type` or `invalid_scope`.'
           },
+          403: MfaRequiredResponse,
           401: {
             ...OAuthErrorResponse,
             description: '`invalid_client`: client authentication failed (with a Basic challenge when Basic was used).',

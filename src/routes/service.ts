@@ -30,6 +30,7 @@ async function within<T>(ms: number, work: PromiseLike<T>): Promise<T> {
 }
 
 const serviceRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const docs = fastify.config.DOCS_ENABLED
   fastify.get(
     '/',
     {
@@ -37,10 +38,13 @@ const serviceRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         tags: ['Service'],
         operationId: 'index',
         summary: 'Index',
-        description: 'What this service is, and where its docs are.',
+        description: 'What this service is, and where its docs are (`docs` is absent when the docs page is switched off).',
         response: {
           200: Type.Object(
-            { message: Type.String(), docs: Type.String({ description: 'The path of the docs page.' }) },
+            {
+              message: Type.String(),
+              docs: Type.Optional(Type.String({ description: 'The path of the docs page.' }))
+            },
             {
               description: 'The index.',
               examples: [{ message: 'Blog API: accounts, OAuth2 tokens and posts. The docs are at /docs.', docs: '/docs' }]
@@ -50,7 +54,10 @@ const serviceRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         }
       }
     },
-    async () => ({ message: 'Blog API: accounts, OAuth2 tokens and posts. The docs are at /docs.', docs: '/docs' })
+    async () =>
+      docs
+        ? { message: 'Blog API: accounts, OAuth2 tokens and posts. The docs are at /docs.', docs: '/docs' }
+        : { message: 'Blog API: accounts, OAuth2 tokens and posts.' }
   )
 
   fastify.get(

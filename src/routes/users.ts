@@ -218,9 +218,9 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       schema: {
         tags: ['Administration'],
         operationId: 'updateUser',
-        summary: 'Activate, deactivate or change the role of a user',
+        summary: 'Activate, deactivate or change the role of a user, or turn their MFA off',
         description:
-          "Any change ends every session of the user: a deactivated user's tokens stop working at once, and so do those of a user whose role changes (they carry the old role's scopes). Making an admin, or changing one, needs every administrative scope (`posts:moderate users:read users:write clients:manage audit:read`), not only `users:write`. The last active admin cannot be demoted or deactivated (409).",
+          "Any change ends every session of the user: a deactivated user's tokens stop working at once, and so do those of a user whose role changes (they carry the old role's scopes). `mfa_enabled: false` is the recovery path of a user who lost their authenticator and their recovery codes: their second factors are deleted (check who is asking first: it leaves the password as the only factor). Making an admin, or changing one (their MFA included), needs every administrative scope (`posts:moderate users:read users:write clients:manage audit:read`), not only `users:write`. The last active admin cannot be demoted or deactivated (409).",
         security: [{ oauth2: ['users:write'] }],
         params: IdParams,
         body: AdminUpdateUserBody,
@@ -237,9 +237,9 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     },
     async (request) => {
-      const { is_active: isActive, role } = request.body
+      const { is_active: isActive, role, mfa_enabled: mfaEnabled } = request.body
       // Nobody gives powers they do not hold: making or changing an admin takes every administrative scope.
-      const user = await users.adminUpdate(request.params.id, { isActive, role }, (current) => {
+      const { user, mfaReset } = await users.adminUpdate(request.params.id, { isActive, role, mfaEnabled }, (current) => {
         if (current.role !== 'admin' && role !== 'admin') return
         const missing = missingScopes(ADMINISTRATIVE_SCOPES, request.user.scopes)
         if (missing.length > 0) {
@@ -253,6 +253,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         ...auditActor(request.user),
         details: { target_user_id: user.id, ...request.body }
       })
+      if (mfaReset) await auditLog.record('mfa.disabled', request, { ...auditActor(request.user), details: { target_user_id: user.id, by: 'admin' } })
       return user
     }
   )

@@ -26,7 +26,15 @@ export const AUDIT_KINDS = [
   'client.secret_rotated',
   'client.deleted',
   'client.token',
-  'client.failure'
+  'client.failure',
+  'login.mfa_required',
+  'mfa.enrolment_started',
+  'mfa.enabled',
+  'mfa.success',
+  'mfa.failure',
+  'mfa.recovery_code_used',
+  'mfa.recovery_codes_regenerated',
+  'mfa.disabled'
 ] as const
 
 export const AuditKind = Type.Union(AUDIT_KINDS.map((kind) => Type.Literal(kind)))

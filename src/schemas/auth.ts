@@ -1,6 +1,7 @@
 // The OAuth2 token endpoint (RFC 6749), revocation (RFC 7009) and JWKS shapes.
 import { Type } from '@sinclair/typebox'
 import { Scope, Text } from './common.js'
+import { Code } from './mfa.js'
 
 const Param = (maxLength: number, description: string) => Text({ maxLength, description })
 
@@ -12,12 +13,14 @@ const Param = (maxLength: number, description: string) => Text({ maxLength, desc
 export const TokenBody = Type.Object({
   grant_type: Text({
     maxLength: 100,
-    description: '`password`, `refresh_token` or `client_credentials`.',
+    description: '`password`, `refresh_token`, `client_credentials` or `urn:blog-api:grant-type:mfa-otp`.',
     examples: ['password']
   }),
   username: Type.Optional(Param(254, 'The email (password grant).')),
   password: Type.Optional(Param(1024, 'The password (password grant).')),
   refresh_token: Type.Optional(Param(200, 'The refresh token (refresh_token grant).')),
+  mfa_token: Type.Optional(Param(100, 'The `mfa_token` of an `mfa_required` answer (mfa-otp grant).')),
+  otp: Type.Optional({ ...Code, description: 'An authenticator code or an unused recovery code (mfa-otp grant).' }),
   scope: Type.Optional(Scope),
   client_id: Type.Optional(Param(100, 'Client id, when not sent with HTTP Basic.')),
   client_secret: Type.Optional(Param(200, 'Client secret, when not sent with HTTP Basic.'))
@@ -27,6 +30,10 @@ export const TokenBody = Type.Object({
     password: {
       summary: 'Log in with email and password',
       value: { grant_type: 'password', username: 'ada@example.com', password: 'correct horse battery staple' }
+    },
+    mfa_otp: {
+      summary: 'Finish a login that answered mfa_required, with an authenticator or recovery code',
+      value: { grant_type: 'urn:blog-api:grant-type:mfa-otp', mfa_token: 'bapi_mfa_Yk3-EXAMPLEexampleEXAMPLEexampleEXAMPLEe', otp: '492039' }
     },
     refresh_token: {
       summary: 'Refresh (the refresh token is spent, a new one comes back)',
@@ -49,7 +56,7 @@ export const TokenResponse = Type.Object(
     access_token: Type.String({ description: 'An RFC 9068 JWT: send it as `Authorization: Bearer <token>`.' }),
     token_type: Type.Literal('bearer'),
     expires_in: Type.Integer({ description: 'Seconds until the access token expires.' }),
-    refresh_token: Type.Optional(Type.String({ description: 'Only for the password and refresh_token grants.' })),
+    refresh_token: Type.Optional(Type.String({ description: 'For the password, mfa-otp and refresh_token grants.' })),
     scope: Type.String({ description: 'The scopes granted, space-separated.' })
   },
   {
@@ -83,6 +90,28 @@ export const OAuthErrorResponse = Type.Object(
   {
     description: 'RFC 6749 §5.2 error.',
     examples: [{ error: 'invalid_grant', error_description: 'The email or password is incorrect.' }]
+  }
+)
+
+/** The answer of a password login whose account needs a second factor (403). */
+export const MfaRequiredResponse = Type.Object(
+  {
+    error: Type.Literal('mfa_required'),
+    error_description: Type.String(),
+    mfa_token: Type.String({
+      description: 'Send it with `otp` to this endpoint (`grant_type=urn:blog-api:grant-type:mfa-otp`): it works once, for 5 minutes, for at most 5 codes.'
+    })
+  },
+  {
+    description:
+      'The password was right, but the account has MFA on: no tokens yet. Finish with the mfa-otp grant, from the same client and within 5 minutes.',
+    examples: [
+      {
+        error: 'mfa_required',
+        error_description: 'This account needs a second factor: send an authenticator or recovery code with the mfa_token.',
+        mfa_token: 'bapi_mfa_Yk3-EXAMPLEexampleEXAMPLEexampleEXAMPLEe'
+      }
+    ]
   }
 )
 

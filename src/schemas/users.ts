@@ -17,6 +17,7 @@ export const User = Type.Object(
     full_name: FullName,
     role: Role,
     is_active: Type.Boolean(),
+    mfa_enabled: Type.Boolean({ description: 'Signing in asks for a second factor (an authenticator code or a recovery code).' }),
     created_at: Timestamp
   },
   {
@@ -30,6 +31,7 @@ export const User = Type.Object(
         full_name: 'Ada Lovelace',
         role: 'user',
         is_active: true,
+        mfa_enabled: false,
         created_at: '2026-01-15T09:30:00.000Z'
       }
     ]
@@ -73,8 +75,14 @@ export const ChangePasswordBody = Type.Object(
 )
 
 export const AdminUpdateUserBody = Type.Object(
-  { is_active: Type.Optional(Type.Boolean()), role: Type.Optional(Role) },
-  { additionalProperties: false, minProperties: 1, examples: [{ is_active: false }] }
+  {
+    is_active: Type.Optional(Type.Boolean()),
+    role: Type.Optional(Role),
+    mfa_enabled: Type.Optional(
+      Type.Literal(false, { description: 'Only `false`: turns MFA off for a user who lost every second factor.' })
+    )
+  },
+  { additionalProperties: false, minProperties: 1, examples: [{ is_active: false }, { mfa_enabled: false }] }
 )
 
 export const UsersQuery = Type.Object(

@@ -8,10 +8,16 @@
 // (a password change, deactivation, role change), everything is decided again
 // on the new state: the password checked against the current hash, the scopes
 // taken from the current role.
-import { OAuthError } from '../../lib/errors.js'
+//
+// An account with MFA gets no session here: once the password is right it is
+// answered `mfa_required` with a token for the second step (the mfa-otp
+// grant). Its attempt stays counted towards the lockout until a code is
+// right, so a known password does not reset the count of wrong codes.
+import { mfaRequired, OAuthError } from '../../lib/errors.js'
 import { whileClientWaits } from '../../lib/client-waits.js'
 import { grantScopes, scopesForRole } from '../../lib/scopes.js'
 import { auditSource } from '../../repositories/audit.js'
+import { AMR_PASSWORD } from '../../repositories/sessions.js'
 import type { Grant } from './types.js'
 
 /** How often a login decides again when its account keeps changing under it. */
@@ -22,7 +28,7 @@ export const passwordGrant: Grant = async ({ fastify, request, body, reply, clie
   if (!username || password === undefined) {
     throw new OAuthError('invalid_request', 'The password grant needs "username" and "password".')
   }
-  const { usersRepository: users, sessionsRepository: sessions, passwords, loginThrottle, auditLog, tokens } = fastify
+  const { usersRepository: users, sessionsRepository: sessions, passwords, loginThrottle, auditLog, tokens, mfa } = fastify
   // Before any lookup or verification: a locked-out account costs the attacker nothing but a 429.
   const attempt = await loginThrottle.attempt(request, username)
   const signal = whileClientWaits(reply)
@@ -31,6 +37,7 @@ export const passwordGrant: Grant = async ({ fastify, request, body, reply, clie
     const account = await users.findCredentials(username)
     const check = await passwords.verify(account?.passwordHash, password, signal)
     if (!account || !check.valid || !account.isActive) {
+      attempt.failed()
       await auditLog.record('login.failure', request, { userId: account?.id })
       if (attempt.lockSeconds > 0) {
         await auditLog.record('login.locked', request, { userId: account?.id, details: { lock_seconds: attempt.lockSeconds } })
@@ -43,15 +50,22 @@ export const passwordGrant: Grant = async ({ fastify, request, body, reply, clie
       throw await fastify.accountEmail.unverifiedLogin(request, account)
     }
     const granted = grantScopes(scope, scopesForRole(account.role))
+    const rehash = async () => {
+      if (check.needsRehash) await users.rehash(account.id, account.passwordHash, await passwords.hash(password))
+    }
+    const signIn = { userId: account.id, securityVersion: account.securityVersion, clientId: client.id, scope: granted }
+    if (account.mfaEnabled) {
+      const mfaToken = await mfa.challenge(request, signIn)
+      if (!mfaToken) continue
+      await rehash()
+      throw mfaRequired(mfaToken)
+    }
     // Records `login.success` with the session, in the same statement.
-    const session = await sessions.start(
-      { userId: account.id, securityVersion: account.securityVersion, clientId: client.id, scope: granted },
-      auditSource(request)
-    )
+    const session = await sessions.start({ ...signIn, amr: AMR_PASSWORD }, auditSource(request))
     if (!session) continue
     await attempt.succeeded(reply)
-    if (check.needsRehash) await users.rehash(account.id, account.passwordHash, await passwords.hash(password))
-    const access = tokens.issueAccessToken({ sub: account.id, clientId: client.id, scope: granted, sid: session.sessionId })
+    await rehash()
+    const access = tokens.issueAccessToken({ sub: account.id, clientId: client.id, scope: granted, sid: session.sessionId, amr: AMR_PASSWORD })
     return {
       access_token: access.accessToken,
       token_type: 'bearer',

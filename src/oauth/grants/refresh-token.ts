@@ -14,13 +14,16 @@ export const refreshTokenGrant: Grant = async ({ fastify, request, body, client 
   const result = await sessions.rotate({ token, clientId: client.id, narrowTo: parseScope(scope) })
   if (result.outcome === 'unknown') throw refused()
   const actor = { userId: result.userId, sessionId: result.sessionId }
-  if (result.outcome === 'reused') await auditLog.record('refresh_token.reuse', request, actor)
+  if (result.outcome === 'reused') {
+    fastify.tokenMetrics.refreshTokenReuse.inc()
+    await auditLog.record('refresh_token.reuse', request, actor)
+  }
   if (result.outcome === 'wrong_client') {
     await auditLog.record('refresh_token.wrong_client', request, { ...actor, details: { presenting_client_id: client.id } })
   }
   if (result.outcome !== 'rotated') throw refused()
   await auditLog.record('token.refresh', request, { ...actor, ...(result.retried ? { details: { retried: true } } : {}) })
-  const access = tokens.issueAccessToken({ sub: result.userId, clientId: client.id, scope: result.scope, sid: result.sessionId })
+  const access = tokens.issueAccessToken({ sub: result.userId, clientId: client.id, scope: result.scope, sid: result.sessionId, amr: result.amr })
   return {
     access_token: access.accessToken,
     token_type: 'bearer',

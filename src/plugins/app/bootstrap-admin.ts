@@ -6,6 +6,9 @@ export default fp(
   async function bootstrapAdminPlugin(fastify) {
     const { ADMIN_EMAIL: email, ADMIN_PASSWORD: password } = fastify.config
     if (!email) return
+    // Checked as the app loads, before the server touches the database.
+    const weak = password === undefined ? [] : fastify.passwords.policyErrors(password, 'ADMIN_PASSWORD', email)
+    if (weak.length > 0) throw new Error(`ADMIN_PASSWORD ${weak[0]?.message}`)
     fastify.addHook('onReady', async () => {
       const users = fastify.usersRepository
       if ((await users.countAdmins()) > 0) return
@@ -15,8 +18,6 @@ export default fp(
         return
       }
       if (!password) throw new Error('ADMIN_PASSWORD is required to create the ADMIN_EMAIL account')
-      const weak = fastify.passwords.policyErrors(password, 'ADMIN_PASSWORD', email)
-      if (weak.length > 0) throw new Error(`ADMIN_PASSWORD ${weak[0]?.message}`)
       await users.create({ email, fullName: 'Administrator', passwordHash: await fastify.passwords.hash(password), role: 'admin' })
       fastify.log.info({ email }, 'created the first admin')
     })

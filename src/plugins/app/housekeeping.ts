@@ -1,8 +1,10 @@
 // Periodic clean-up of what only grows: sessions that ended or expired (with
 // their spent refresh tokens), expired email links, and delivered or
-// abandoned emails are deleted a while after they stopped mattering. Runs on
-// every instance; the deletes are idempotent.
+// abandoned emails are deleted a while after they stopped mattering, and
+// sign-ins that waited for a second factor in vain once they cannot be used.
+// Runs on every instance; the deletes are idempotent.
 import fp from 'fastify-plugin'
+import { MFA_CHALLENGE_MAX_CODES } from './mfa.js'
 
 const INTERVAL_MS = 60 * 60 * 1000
 // Ended sessions stay a day, so an operator can still look at a fresh incident.
@@ -25,6 +27,7 @@ export default fp(
       await prune('ended sessions', () => fastify.sessionsRepository.prune(new Date(now - KEEP_ENDED_MS)))
       await prune('expired email links', () => fastify.emailTokensRepository.prune(new Date(now)))
       await prune('finished emails', () => fastify.mailOutboxRepository.prune(new Date(now - KEEP_MAIL_MS)))
+      await prune('unused MFA challenges', () => fastify.mfaRepository.pruneChallenges(new Date(now), MFA_CHALLENGE_MAX_CODES))
     }
     const timer = setInterval(() => void run(), INTERVAL_MS)
     timer.unref()

@@ -45,6 +45,8 @@ export interface LoginAttempt {
   readonly trusted: boolean
   /** The password (or code) was right: forget this attempt's failures and trust the device. */
   succeeded(reply: FastifyReply): Promise<void>
+  /** The password (or code) was wrong: the attempt stays counted (and, past the threshold, locks). */
+  failed(): void
 }
 
 export interface LoginThrottle {
@@ -84,6 +86,19 @@ export default fp(
     }
     const store: LockoutStore = fastify.redis ? redisLockoutStore(fastify.redis, policy) : memoryLockoutStore(policy)
     fastify.addHook('onClose', async () => store.close())
+
+    // What an operator pages on: a wave of failures or lockouts is a guessing attack.
+    const logins = fastify.metrics.counter({
+      name: 'blog_api_logins_total',
+      help: 'Password logins (and second-factor codes) by outcome: success; failure (wrong email or password, or inactive account); locked (refused while locked out); unavailable (the lockout store is down).',
+      labelNames: ['outcome']
+    })
+    // Every outcome is exported from the start (at 0), so rates over it exist before the first of each.
+    for (const outcome of ['success', 'failure', 'locked', 'unavailable']) logins.inc({ outcome }, 0)
+    const lockouts = fastify.metrics.counter({
+      name: 'blog_api_login_lockouts_total',
+      help: 'Failed logins that locked an account (from an address, a device, or untrusted devices as a whole) or doubled a lockout.'
+    })
     const secureCookies = new URL(config.PUBLIC_URL).protocol === 'https:'
 
     /** Counts the attempt in `buckets`, or refuses it; a store that cannot count refuses too. */
@@ -94,9 +109,13 @@ export default fp(
       } catch (error) {
         // Without its counts the service cannot tell a guess from a login: refuse both for now.
         fastify.log.warn({ err: error }, 'the lockout store is unavailable')
+        logins.inc({ outcome: 'unavailable' })
         throw serviceUnavailable()
       }
-      if (!outcome.allowed) throw tooManyRequests(outcome.retryMs / 1000)
+      if (!outcome.allowed) {
+        logins.inc({ outcome: 'locked' })
+        throw tooManyRequests(outcome.retryMs / 1000)
+      }
       const keys = buckets.map((bucket) => bucket.key)
       return {
         lockSeconds: Math.ceil(outcome.lockMs / 1000),
@@ -149,8 +168,13 @@ export default fp(
           lockSeconds: counted.lockSeconds,
           trusted: device !== undefined,
           async succeeded(reply) {
+            logins.inc({ outcome: 'success' })
             await counted.forget()
             trustDevice(reply, account, device)
+          },
+          failed() {
+            logins.inc({ outcome: 'failure' })
+            if (counted.lockSeconds > 0) lockouts.inc()
           }
         }
       },
@@ -175,5 +199,5 @@ export default fp(
       forget: (userId) => forget([hash('reauth', userId)])
     } satisfies ReauthThrottle)
   },
-  { name: 'login-throttle', dependencies: ['config', 'redis', 'app-secret', '@fastify/cookie'] }
+  { name: 'login-throttle', dependencies: ['config', 'redis', 'app-secret', '@fastify/cookie', 'metrics'] }
 )

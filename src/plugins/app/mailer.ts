@@ -147,6 +147,15 @@ export default fp<{ developmentDir?: string }>(
   async function mailerPlugin(fastify, options) {
     const { config, log } = fastify
     const deliveries: MailDeliveries = { queued: 0, sent: 0, retried: 0, failed: 0, dropped: 0 }
+    const counted = fastify.metrics.counter({
+      name: 'blog_api_mail_deliveries_total',
+      help: 'Emails by what happened to them on this instance: queued, sent, retried (a temporary failure), failed (given up), dropped (no longer wanted).',
+      labelNames: ['outcome']
+    })
+    const count = (outcome: keyof MailDeliveries, by = 1) => {
+      deliveries[outcome] += by
+      counted.inc({ outcome }, by)
+    }
 
     if (config.MAIL_DISABLED) {
       fastify.decorate('mail', {
@@ -196,7 +205,7 @@ export default fp<{ developmentDir?: string }>(
       try {
         const prepared = await outbox.prepare(job, now)
         if (prepared.outcome === 'drop') {
-          deliveries.dropped++
+          count('dropped')
           log.info({ mail: job.id, kind: job.kind, reason: prepared.reason }, 'email not sent')
           return
         }
@@ -215,7 +224,7 @@ export default fp<{ developmentDir?: string }>(
         const signal = AbortSignal.any([stopping.signal, AbortSignal.timeout(sendTimeoutMs)])
         await transport.send({ kind: job.kind, to: prepared.to, content, link }, signal)
         await outbox.finish(job.id, 'sent', null)
-        deliveries.sent++
+        count('sent')
         log.info({ mail: job.id, kind: job.kind, attempt: job.attempts }, 'email delivered')
       } catch (error) {
         await failed(job, error, now)
@@ -233,12 +242,12 @@ export default fp<{ developmentDir?: string }>(
         }
         if (!isPermanent(error) && retryAt < job.giveUpAt) {
           await outbox.retryAt(job.id, retryAt, reason)
-          deliveries.retried++
+          count('retried')
           log.warn({ mail: job.id, kind: job.kind, attempt: job.attempts, retry_at: retryAt.toISOString(), reason }, 'email delivery failed; trying again later')
           return
         }
         await outbox.finish(job.id, 'failed', reason)
-        deliveries.failed++
+        count('failed')
         log.error({ mail: job.id, kind: job.kind, attempt: job.attempts, reason }, 'email delivery failed for good')
       } catch (recordError) {
         // The row stays leased; when the lease ends, a worker tries it again.
@@ -286,12 +295,19 @@ export default fp<{ developmentDir?: string }>(
       timer.unref()
     }
 
+    fastify.metrics.gauge({
+      name: 'blog_api_mail_queue',
+      help: 'Emails waiting in the outbox, queued by any instance (one count query per scrape).',
+      async collect() {
+        this.set(await outbox.countQueued().catch(() => Number.NaN))
+      }
+    })
     fastify.decorate('mail', {
       enabled: true,
       deliveries,
       waiting: () => outbox.countQueued(),
-      queued(count = 1) {
-        deliveries.queued += count
+      queued(emails = 1) {
+        count('queued', emails)
         // After the current answer: setImmediate runs once the reply has been written.
         if (!closed) setImmediate(() => void run())
       },
@@ -315,5 +331,5 @@ export default fp<{ developmentDir?: string }>(
       transport.close()
     })
   },
-  { name: 'mailer', dependencies: ['config', 'repositories'] }
+  { name: 'mailer', dependencies: ['config', 'metrics', 'repositories'] }
 )

@@ -13,8 +13,12 @@
 // run at once (by default one per core), the rest queue here, so the child's
 // threads stay few whatever the burst. A request whose client has gone leaves
 // the queue unhashed (its `signal`).
+//
+// Measured: hashes waiting for a turn, how long they waited and how long
+// they took (blog_api_password_hash_*), and a trace span per hash.
 import { randomBytes } from 'node:crypto'
 import { availableParallelism } from 'node:os'
+import { performance } from 'node:perf_hooks'
 import argon2 from 'argon2'
 import fp from 'fastify-plugin'
 import commonPasswordList from '../../data/common-passwords.json' with { type: 'json' }
@@ -76,15 +80,54 @@ export default fp(
     })
     fastify.addHook('onClose', () => hasher.close())
 
+    fastify.metrics.gauge({
+      name: 'blog_api_password_hash_queue',
+      help: 'Password hashes and verifications waiting for a turn (at most ARGON2_CONCURRENCY run at once).',
+      collect() {
+        this.set(turns.waiting)
+      }
+    })
+    fastify.metrics.gauge({
+      name: 'blog_api_password_hashes_running',
+      help: 'Password hashes and verifications running now (at most ARGON2_CONCURRENCY).',
+      collect() {
+        this.set(turns.running)
+      }
+    })
+    const waited = fastify.metrics.histogram({
+      name: 'blog_api_password_hash_wait_seconds',
+      help: 'How long a password hash or verification waited for its turn.',
+      buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+    })
+    const took = fastify.metrics.histogram({
+      name: 'blog_api_password_hash_duration_seconds',
+      help: 'How long a password hash or verification took once it had its turn.',
+      labelNames: ['operation'],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2]
+    })
+    /** Runs one argon2 operation in its turn, measured and traced. */
+    const inTurn = <T>(operation: 'hash' | 'verify', work: () => Promise<T>, signal?: AbortSignal) =>
+      fastify.tracing.span(`argon2 ${operation}`, () => {
+        const queuedAt = performance.now()
+        return turns.run(async () => {
+          const startedAt = performance.now()
+          waited.observe((startedAt - queuedAt) / 1000)
+          try {
+            return await work()
+          } finally {
+            took.observe({ operation }, (performance.now() - startedAt) / 1000)
+          }
+        }, signal)
+      })
+
     const manager: PasswordManager = {
-      hash: (password, signal) => turns.run(() => hasher.hash(password, options), signal),
+      hash: (password, signal) => inTurn('hash', () => hasher.hash(password, options), signal),
 
       async verify(hash, password, signal) {
         // Always one verification, so a missing account costs what a wrong password costs.
         // A hash argon2 cannot read matches nothing; a hashing process that is
         // gone is the service's failure (503), not a wrong password.
-        const matches = await turns
-          .run(() => hasher.verify(hash ?? unknownAccount, password), signal)
+        const matches = await inTurn('verify', () => hasher.verify(hash ?? unknownAccount, password), signal)
           .catch((error: unknown) => {
             if (error instanceof Argon2Error) return false
             throw error
@@ -109,5 +152,5 @@ export default fp(
     }
     fastify.decorate('passwords', manager)
   },
-  { name: 'passwords', dependencies: ['config'] }
+  { name: 'passwords', dependencies: ['config', 'metrics', 'tracing'] }
 )

@@ -49,9 +49,23 @@ export default fp(
     const { POST_CACHE_MB, POST_CACHE_TTL } = fastify.config
     const { notifications } = fastify
 
+    const lookups = fastify.metrics.counter({
+      name: 'blog_api_post_cache_lookups_total',
+      help: 'Post reads by where the post came from: hit (memory), miss (database, then cached), bypass (database: cache off or listener down).',
+      labelNames: ['result']
+    })
+    const hit = lookups.labels({ result: 'hit' })
+    const miss = lookups.labels({ result: 'miss' })
+    const bypass = lookups.labels({ result: 'bypass' })
+    // Exported from the start (at 0), so a hit ratio exists before the first read.
+    for (const result of [hit, miss, bypass]) result.inc(0)
+
     if (POST_CACHE_MB === 0) {
       fastify.decorate('postCache', {
-        get: (_id, load) => load(),
+        get: (_id, load) => {
+          bypass.inc()
+          return load()
+        },
         forgetPost: () => undefined,
         forgetAuthor: () => undefined,
         size: 0
@@ -69,6 +83,14 @@ export default fp(
     // Bumped whenever anything is forgotten: a lookup that saw it change while
     // it ran may have read the old row, so it does not remember it.
     let forgotten = 0
+
+    fastify.metrics.gauge({
+      name: 'blog_api_post_cache_entries',
+      help: 'Posts held in memory.',
+      collect() {
+        this.set(posts.size)
+      }
+    })
 
     const forgetPost = (id: string) => {
       forgotten++
@@ -95,9 +117,16 @@ export default fp(
 
     fastify.decorate('postCache', {
       async get(id, load) {
-        if (!notifications.listening) return load()
+        if (!notifications.listening) {
+          bypass.inc()
+          return load()
+        }
         const cached = posts.get(id)
-        if (cached) return cached
+        if (cached) {
+          hit.inc()
+          return cached
+        }
+        miss.inc()
         const before = forgotten
         const post = await load()
         if (post && forgotten === before && notifications.listening) posts.set(id, post)
@@ -110,5 +139,5 @@ export default fp(
       }
     } satisfies PostCache)
   },
-  { name: 'post-cache', dependencies: ['config', 'notifications'] }
+  { name: 'post-cache', dependencies: ['config', 'notifications', 'metrics'] }
 )

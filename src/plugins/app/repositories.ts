@@ -5,6 +5,7 @@ import { type AuditLog, createAuditLog } from '../../repositories/audit.js'
 import { type ClientsRepository, createClientsRepository } from '../../repositories/clients.js'
 import { createEmailTokensRepository, type EmailTokensRepository } from '../../repositories/email-tokens.js'
 import { createMailOutboxRepository, type MailOutboxRepository } from '../../repositories/mail-outbox.js'
+import { createMfaRepository, type MfaRepository } from '../../repositories/mfa.js'
 import { createPostsRepository, type PostsRepository } from '../../repositories/posts.js'
 import { createSessionsRepository, type SessionsRepository } from '../../repositories/sessions.js'
 import { createUsersRepository, type UsersRepository } from '../../repositories/users.js'
@@ -17,6 +18,7 @@ declare module 'fastify' {
     clientsRepository: ClientsRepository
     emailTokensRepository: EmailTokensRepository
     mailOutboxRepository: MailOutboxRepository
+    mfaRepository: MfaRepository
     auditLog: AuditLog
   }
 }
@@ -27,6 +29,7 @@ export default fp(
     fastify.decorate('sessionsRepository', sessions)
     const users = createUsersRepository(fastify.prisma, sessions)
     fastify.decorate('usersRepository', users)
+    fastify.decorate('mfaRepository', createMfaRepository(fastify.prisma, users, sessions))
     fastify.decorate('postsRepository', createPostsRepository(fastify.prisma))
     fastify.decorate('clientsRepository', createClientsRepository(fastify.prisma, sessions))
     fastify.decorate('auditLog', createAuditLog(fastify.prisma, fastify.log))

@@ -3,6 +3,11 @@
 // and kept current on every instance through PostgreSQL LISTEN/NOTIFY: the
 // transaction that revokes a session notifies on commit. After a lost
 // connection the listener reconnects and reloads the whole set.
+//
+// A notification's payload is `sid|expiresAt|sentAt` (milliseconds since the
+// epoch); a receiver reports how late the last one arrived
+// (blog_api_revocation_notification_lag_seconds), between instances whose
+// clocks agree. Receivers read only the fields they know.
 import fp from 'fastify-plugin'
 import type { Prisma } from '../../generated/prisma/client.js'
 
@@ -45,10 +50,20 @@ export default fp(
       for (const row of rows) revoked.set(row.sid, row.expiresAt.getTime())
     }
 
+    const revocations = fastify.metrics.counter({
+      name: 'blog_api_sessions_revoked_total',
+      help: 'Sessions (and service-client tokens) revoked by this instance: logout, revocation, password change, reuse, account changes.'
+    })
+    const lag = fastify.metrics.gauge({
+      name: 'blog_api_revocation_notification_lag_seconds',
+      help: 'How long the last revocation notification took from the revoking instance to this one.'
+    })
+
     fastify.notifications.subscribe(REVOCATION_CHANNEL, {
       message(payload) {
-        const [sid, expiresAt] = payload.split('|')
+        const [sid, expiresAt, sentAt] = payload.split('|')
         if (sid && expiresAt) revoked.set(sid, Number(expiresAt))
+        if (sentAt) lag.set(Math.max(0, Date.now() - Number(sentAt)) / 1000)
       },
       resync: reload
     })
@@ -75,11 +90,12 @@ export default fp(
           skipDuplicates: true
         })
         for (const sid of sessionIds) {
-          await tx.$executeRaw`SELECT pg_notify(${REVOCATION_CHANNEL}, ${`${sid}|${expiresAt.getTime()}`})`
+          await tx.$executeRaw`SELECT pg_notify(${REVOCATION_CHANNEL}, ${`${sid}|${expiresAt.getTime()}|${Date.now()}`})`
         }
         return expiresAt
       },
       remember(sessionIds, expiresAt) {
+        revocations.inc(sessionIds.length)
         for (const sid of sessionIds) revoked.set(sid, expiresAt.getTime())
       },
       get listening() {
@@ -90,5 +106,5 @@ export default fp(
 
     fastify.addHook('onClose', async () => clearInterval(sweep))
   },
-  { name: 'revocations', dependencies: ['config', 'prisma', 'notifications'] }
+  { name: 'revocations', dependencies: ['config', 'prisma', 'notifications', 'metrics'] }
 )

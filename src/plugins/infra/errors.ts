@@ -67,13 +67,13 @@ function sendProblem(
     })
 }
 
-function sendOAuthError(reply: FastifyReply, status: number, error: string, description: string) {
+function sendOAuthError(reply: FastifyReply, status: number, error: string, description: string, extra: Record<string, string> = {}) {
   return reply
     .code(status)
     .header('cache-control', 'no-store')
     .header('pragma', 'no-cache')
     .type('application/json')
-    .send({ error, error_description: description })
+    .send({ error, error_description: description, ...extra })
 }
 
 function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
@@ -81,7 +81,7 @@ function handleError(error: FastifyError | Error, request: FastifyRequest, reply
 
   if (error instanceof OAuthError) {
     reply.headers(error.headers)
-    return sendOAuthError(reply, error.statusCode, error.error, error.message)
+    return sendOAuthError(reply, error.statusCode, error.error, error.message, error.extra)
   }
   if (error instanceof ProblemError) {
     return sendProblem(reply, error.statusCode, error.message, { errors: error.errors, headers: error.headers })

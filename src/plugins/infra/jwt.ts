@@ -14,6 +14,8 @@ export interface AccessTokenClaims {
   scope: string
   /** The session (user logins) or the client secret generation (service clients). */
   sid: string
+  /** How the user signed in (RFC 8176: `pwd`, `otp`), so a resource server can demand a second factor. */
+  amr?: string[]
   jti: string
   nbf: number
   iat?: number

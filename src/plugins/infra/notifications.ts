@@ -48,12 +48,27 @@ export default fp(
     let reconnectDelay = FIRST_RECONNECT_DELAY_MS
     let reconnectTimer: NodeJS.Timeout | undefined
 
+    fastify.metrics.gauge({
+      name: 'blog_api_notification_listener_up',
+      help: '1 while the LISTEN connection (revocations, post cache) is connected and listening, else 0.',
+      collect() {
+        this.set(listening ? 1 : 0)
+      }
+    })
+    const connectionsLost = fastify.metrics.counter({
+      name: 'blog_api_notification_listener_disconnects_total',
+      help: 'Times the LISTEN connection was lost (it reconnects by itself).'
+    })
+
     function onNotification(message: pg.Notification) {
       for (const subscriber of subscribers.get(message.channel) ?? []) subscriber.message(message.payload ?? '')
     }
 
     function connectionLost() {
-      if (listening) for (const list of subscribers.values()) for (const subscriber of list) subscriber.lost?.()
+      if (listening) {
+        connectionsLost.inc()
+        for (const list of subscribers.values()) for (const subscriber of list) subscriber.lost?.()
+      }
       listening = false
       scheduleReconnect()
     }
@@ -123,5 +138,5 @@ export default fp(
       await current?.end().catch(() => undefined)
     })
   },
-  { name: 'notifications', dependencies: ['config'] }
+  { name: 'notifications', dependencies: ['config', 'metrics'] }
 )

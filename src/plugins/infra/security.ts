@@ -67,8 +67,14 @@ export default fp(
       })
     }
 
+    const refused = fastify.metrics.counter({
+      name: 'blog_api_rate_limited_requests_total',
+      help: 'Requests refused (429) by the per-address rate limits, by route pattern.',
+      labelNames: ['route']
+    })
     await fastify.register(rateLimit, {
       global: false,
+      onExceeded: (request) => refused.inc({ route: request.routeOptions.url ?? 'unmatched' }),
       // While Redis is unreachable, requests go uncounted rather than refused; password
       // guesses are still refused then, by the login lockout (503).
       ...(fastify.redis ? { redis: fastify.redis, nameSpace: 'rate-limit:', skipOnError: true } : {}),
@@ -77,5 +83,5 @@ export default fp(
       errorResponseBuilder: (_request, context) => tooManyRequests(context.ttl / 1000)
     })
   },
-  { name: 'security', dependencies: ['config', 'redis'] }
+  { name: 'security', dependencies: ['config', 'redis', 'metrics'] }
 )

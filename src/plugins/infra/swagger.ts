@@ -1,6 +1,13 @@
-// The OpenAPI 3 document (/docs/json) and Swagger UI (/docs). Its security
-// scheme declares both OAuth2 flows, so the Authorize dialog can log in with
-// an email and password, or as a service client.
+// The OpenAPI 3 document (/docs/json) and Swagger UI (/docs; DOCS_ENABLED=false
+// switches both off, while `npm run openapi` still writes the document).
+//
+// Routes declare what they need as `security: [{ oauth2: [scopes] }]`: an
+// OAuth2 access token, however it was obtained. The document turns that into
+// one security scheme per way of logging in (OAUTH2_LOGINS), so the docs
+// page's Authorize dialog keeps each login apart: logging in with one does
+// not show the others as authorized. Adding a way to log in (the
+// authorization-code flow, say) is adding an entry to OAUTH2_LOGINS.
+import { readFileSync } from 'node:fs'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
@@ -8,6 +15,69 @@ import { SCOPES } from '../../lib/scopes.js'
 import { Problem } from '../../schemas/common.js'
 import { Post } from '../../schemas/posts.js'
 import { User } from '../../schemas/users.js'
+
+const TOKEN_URL = '/auth/token'
+
+/** The logical name routes use in `security` for "an OAuth2 access token". */
+const ROUTE_SCHEME = 'oauth2'
+
+/** One scheme per way of logging in; each appears as its own form in the Authorize dialog. */
+const OAUTH2_LOGINS = {
+  userPassword: {
+    type: 'oauth2',
+    description: 'Log in as a user: your email as `username`, and your password. Leave `client_id` and `client_secret` empty.',
+    flows: { password: { tokenUrl: TOKEN_URL, scopes: { ...SCOPES } } }
+  },
+  serviceClient: {
+    type: 'oauth2',
+    description: 'Log in as a service client: its `client_id` and `client_secret` (registered with `POST /clients`).',
+    flows: { clientCredentials: { tokenUrl: TOKEN_URL, scopes: { ...SCOPES } } }
+  }
+} as const
+
+/** The version of this build, as package.json says (two folders up from src/ and dist/ alike). */
+function packageVersion(): string {
+  const text = readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')
+  const version: unknown = (JSON.parse(text) as { version?: unknown }).version
+  return typeof version === 'string' ? version : '0.0.0'
+}
+
+type Json = Record<string, unknown>
+const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value)
+
+/**
+ * A route's schema as OpenAPI clients should read it (the route keeps its
+ * own; this is a copy for the document):
+ * - a query parameter with a default is optional: Ajv fills the default in,
+ *   so the route's schema may list it as required, but a generated client
+ *   must not demand it;
+ * - `oauth2` becomes the alternatives of OAUTH2_LOGINS;
+ * - a route where a token is optional (`{}` among its alternatives) declares
+ *   no security, so Swagger UI shows no lock on a public route.
+ */
+export function schemaForClients(schema: Json): Json {
+  const copy: Json = { ...schema }
+  const query = schema.querystring
+  if (isObject(query) && Array.isArray(query.required) && isObject(query.properties)) {
+    const properties = query.properties
+    copy.querystring = {
+      ...query,
+      required: (query.required as string[]).filter((name) => !(isObject(properties[name]) && properties[name].default !== undefined))
+    }
+  }
+  if (Array.isArray(schema.security)) {
+    const requirements = schema.security as Json[]
+    if (requirements.some((requirement) => Object.keys(requirement).length === 0)) delete copy.security
+    else copy.security = requirements.flatMap(perLogin)
+  }
+  return copy
+}
+
+function perLogin(requirement: Json): Json[] {
+  const scopes = requirement[ROUTE_SCHEME]
+  if (scopes === undefined) return [requirement]
+  return Object.keys(OAUTH2_LOGINS).map((scheme) => ({ [scheme]: scopes }))
+}
 
 export default fp(
   async function swaggerPlugin(fastify) {
@@ -20,46 +90,43 @@ export default fp(
         openapi: '3.0.3',
         info: {
           title: 'Blog API',
-          version: '1.0.0',
+          version: packageVersion(),
           description:
-            'Accounts, OAuth2 tokens (password, refresh_token and client_credentials grants) and a blog. ' +
-            'Click **Authorize**, enter your email and password under `oauth2 (OAuth2, password)` (leave `client_id` and `client_secret` empty), ' +
+            'Accounts, OAuth2 tokens (password, refresh_token, client_credentials and mfa-otp grants), multi-factor sign-in and a blog. ' +
+            'Click **Authorize**, enter your email and password under `userPassword (OAuth2, password)` (leave `client_id` and `client_secret` empty), ' +
             'then **Try it out** on any route. No account yet? `POST /auth/signup` below, or `npm run db:seed` for demo accounts. ' +
+            'Accounts with MFA on cannot sign in with that dialog, which has no step for the code: the password answers `403 mfa_required` ' +
+            'with an `mfa_token`, and `POST /auth/token` with `grant_type=urn:blog-api:grant-type:mfa-otp`, the `mfa_token` and your code finishes the sign-in. ' +
+            'They will sign in here with the authorization-code flow once this page offers it. ' +
             'Errors are RFC 9457 problem details, except at the token endpoints, which answer RFC 6749 errors.',
           license: { name: 'MIT', url: 'https://opensource.org/licenses/MIT' }
         },
-        servers: [{ url: '/' }],
+        // No `servers`: the docs page and clients call the origin they loaded the document from.
         tags: [
           { name: 'Service', description: 'Index, health and keys' },
           { name: 'Accounts', description: 'Signup, tokens, revocation and logout; password reset and email verification by email' },
           { name: 'Users', description: 'Your account' },
+          { name: 'Multi-factor sign-in', description: 'An authenticator app (TOTP) and recovery codes as a second factor' },
           { name: 'Administration', description: 'Managing users (admins and service clients)' },
           { name: 'Service clients', description: 'OAuth2 clients of other services' },
           { name: 'Posts', description: 'The blog' },
           { name: 'Pages', description: 'HTML pages for browsers: the pages the links in emails open (present unless the service sends no email)' }
         ],
-        components: {
-          securitySchemes: {
-            oauth2: {
-              type: 'oauth2',
-              description: 'Access tokens are RFC 9068 JWTs. Log in as a user (password) or as a service (client credentials).',
-              flows: {
-                password: { tokenUrl: '/auth/token', scopes: { ...SCOPES } },
-                clientCredentials: { tokenUrl: '/auth/token', scopes: { ...SCOPES } }
-              }
-            }
-          }
-        }
+        components: { securitySchemes: { ...OAUTH2_LOGINS } }
       },
+      transform: ({ schema, url }) => ({ schema: isObject(schema) ? schemaForClients(schema) : schema, url }),
       refResolver: {
         // Shared schemas appear under components.schemas by their $id.
         buildLocalReference: (json, _baseUri, _fragment, index) => (typeof json.$id === 'string' ? json.$id : `def-${index}`)
       }
     })
 
+    if (!fastify.config.DOCS_ENABLED) return
     await fastify.register(swaggerUi, {
       routePrefix: '/docs',
-      uiConfig: { persistAuthorization: false, deepLinking: true, displayRequestDuration: true },
+      // The page's own title, and no "Explore" bar (BaseLayout): the page documents this API only.
+      theme: { title: 'Blog API docs' },
+      uiConfig: { persistAuthorization: false, deepLinking: true, displayRequestDuration: true, layout: 'BaseLayout' },
       // The UI's own policy, replacing the API's `default-src 'none'` on the
       // docs routes only: its scripts, styles and the calls of "Try it out"
       // come from this origin, nothing else. Unlike the package's default, no
@@ -82,5 +149,5 @@ export default fp(
       }
     })
   },
-  { name: 'swagger' }
+  { name: 'swagger', dependencies: ['config'] }
 )

@@ -18,6 +18,11 @@ declare module 'fastify' {
 export default fp(
   async function underPressurePlugin(fastify) {
     const { config } = fastify
+    const shed = fastify.metrics.counter({
+      name: 'blog_api_shed_requests_total',
+      help: 'Requests answered 503 because the process was overloaded, by the measure over its threshold.',
+      labelNames: ['reason']
+    })
     await fastify.register(underPressure, {
       // 0 switches a check off.
       maxEventLoopDelay: config.PRESSURE_MAX_EVENT_LOOP_DELAY,
@@ -27,9 +32,10 @@ export default fp(
       pressureHandler: (request, _reply, type) => {
         if (request.routeOptions.config.pressureExempt === true) return undefined
         request.log.warn({ pressure: type }, 'shedding load')
+        shed.inc({ reason: type })
         return Promise.reject(serviceUnavailable('The service is overloaded. Try again shortly.', config.PRESSURE_RETRY_AFTER))
       }
     })
   },
-  { name: 'under-pressure', dependencies: ['config', 'errors'] }
+  { name: 'under-pressure', dependencies: ['config', 'errors', 'metrics'] }
 )
