@@ -247,7 +247,9 @@ async function main() {
     LOG_LEVEL: 'silent',
     MIGRATE_ON_START: 'false',
     APP_SECRET: randomBytes(48).toString('base64url'),
-    MFA_ENCRYPTION_KEY: randomBytes(32).toString('base64')
+    MFA_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    // The cases measure no email (a signup would queue one).
+    MAIL_DISABLED: 'true'
   }
   // The login cases measure hashing, not the per-address rate limit, nor the
   // per-account lockout (which counts logins in flight for one account); the

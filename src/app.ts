@@ -5,18 +5,20 @@
 // infrastructure (config, tracing, errors, metrics, database, Redis, JWT, docs,
 // security), then the
 // application's services (passwords, tokens, revocations, repositories,
-// authentication, login throttling, second factors), then the routes.
+// authentication, login throttling, second factors, email, pages), then the routes.
 import cookie from '@fastify/cookie'
-import type { FastifyHttpOptions, FastifyInstance, FastifyServerOptions } from 'fastify'
+import type { FastifyHttpOptions, FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
 import type { Server } from 'node:http'
 import { Ajv, type Options as AjvOptions } from 'ajv'
 import addFormats from 'ajv-formats'
 import fp from 'fastify-plugin'
 import { type Config, trustProxy } from './config.js'
+import accountEmail from './plugins/app/account-email.js'
 import authenticate from './plugins/app/authenticate.js'
 import bootstrapAdmin from './plugins/app/bootstrap-admin.js'
 import housekeeping from './plugins/app/housekeeping.js'
 import loginThrottle from './plugins/app/login-throttle.js'
+import mailer from './plugins/app/mailer.js'
 import mfa from './plugins/app/mfa.js'
 import oauth from './plugins/app/oauth.js'
 import pages from './plugins/app/pages.js'
@@ -39,9 +41,11 @@ import security from './plugins/infra/security.js'
 import swagger from './plugins/infra/swagger.js'
 import tracing, { traceIds, tracingEnabled } from './plugins/infra/tracing.js'
 import underPressure from './plugins/infra/under-pressure.js'
+import accountPages from './routes/account-pages.js'
 import auditRoutes from './routes/audit.js'
 import authRoutes from './routes/auth.js'
 import clientsRoutes from './routes/clients.js'
+import emailRoutes from './routes/email.js'
 import mfaRoutes from './routes/mfa.js'
 import discoveryRoutes from './routes/discovery.js'
 import oauthAuthorizeRoutes from './routes/oauth-authorize.js'
@@ -69,15 +73,30 @@ export const REDACTED_PATHS = [
   ...SECRET_FIELDS.flatMap((field) => [field, `*.${field}`, `*.*.${field}`])
 ]
 
+/** A URL as logged: the value of a `token` query parameter (the links sent by email carry one) blanked. */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&;]token=)[^&#;]*/gi, '$1[redacted]')
+}
+
 /**
  * Pino options of the service's logger: the level, the redaction of
- * credentials, and (with tracing on) the trace and span ids of the request a
+ * credentials (link tokens in logged URLs too), and (with tracing on) the trace and span ids of the request a
  * line was written in, to find its trace.
  */
 export function loggerOptions(config: Config) {
   return {
     level: config.LOG_LEVEL,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    serializers: {
+      // Fastify's own request serializer, with the link tokens of page URLs blanked.
+      req: (request: FastifyRequest) => ({
+        method: request.method,
+        url: redactUrl(request.url),
+        host: request.host,
+        remoteAddress: request.ip,
+        remotePort: request.socket?.remotePort
+      })
+    },
     ...(tracingEnabled() ? { mixin: traceIds } : {})
   }
 }
@@ -176,6 +195,8 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(mfa, { developmentDir: options.developmentDir })
   await fastify.register(bootstrapAdmin)
   await fastify.register(housekeeping)
+  await fastify.register(mailer, { developmentDir: options.developmentDir })
+  await fastify.register(accountEmail)
 
   await fastify.register(serviceRoutes)
   await fastify.register(authRoutes)
@@ -187,6 +208,11 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(oauthResourceRoutes)
   await fastify.register(oauthAuthorizeRoutes)
   await fastify.register(auditRoutes)
+  // Without email, no route needs it: they are left out, and so out of the docs.
+  if (fastify.mail.enabled) {
+    await fastify.register(emailRoutes)
+    await fastify.register(accountPages)
+  }
 }
 
 // Not encapsulated: the error handler and validators apply to the whole server.

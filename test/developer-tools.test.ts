@@ -1,7 +1,9 @@
 // What developers run besides the server: the demo seed (`npm run db:seed`),
 // the OpenAPI document (`npm run openapi`) and the docs page's own policy.
+import { readFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
 import { buildOpenApiDocument } from '../src/cli/openapi.js'
+import { ConfigSchema } from '../src/config.js'
 import { DEMO_ADMIN, DEMO_CLIENT, DEMO_USER, seedDemoData } from '../src/cli/seed.js'
 import { bearer, login, useApp } from './helper.js'
 
@@ -66,10 +68,14 @@ describe('npm run openapi', () => {
           expect(media.example ?? media.examples, `${name} request example`).toBeDefined()
         }
       }
+      // The pages a browser opens answer HTML, their errors included.
+      const page = operation.tags?.[0] === 'Pages'
       for (const [status, response] of Object.entries(operation.responses)) {
         expect(response.description, `${name} ${status}`).not.toBe('Default Response')
         const errorStatus = status === 'default' || Number(status) >= 400
-        if (errorStatus && !(tokenRoutes.includes(name) && status.startsWith('4'))) {
+        if (page) {
+          expect(response.content?.['text/html'], `${name} ${status}`).toBeDefined()
+        } else if (errorStatus && !(tokenRoutes.includes(name) && status.startsWith('4'))) {
           expect(response.content?.['application/problem+json']?.schema.$ref, `${name} ${status}`).toBe(
             '#/components/schemas/Problem'
           )
@@ -92,5 +98,13 @@ describe('the docs page', () => {
 
     const api = await ctx.app.inject({ method: 'GET', url: '/posts' })
     expect(api.headers['content-security-policy']).toContain("default-src 'none'")
+  })
+})
+
+describe('.env.example', () => {
+  it('lists every setting of the configuration', async () => {
+    const text = await readFile(new URL('../.env.example', import.meta.url), 'utf8')
+    const missing = Object.keys(ConfigSchema.properties).filter((name) => !new RegExp(`^(# )?${name}=`, 'm').test(text))
+    expect(missing).toEqual([])
   })
 })

@@ -1,6 +1,7 @@
 // Builds the app for a test exactly as the server does (minus `listen`), on a
-// database of the test file's own, and closes it afterwards. Also the small
-// steps most tests share: sign up, log in, make an admin, a service client.
+// database of the test file's own, with a real SMTP server of the file's own as
+// its mail server, and closes them afterwards. Also the small steps most tests
+// share: sign up, log in, make an admin, a service client.
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll } from 'vitest'
@@ -9,6 +10,7 @@ import { type Config, loadConfig } from '../src/config.js'
 import { type Registration, serviceRegistration } from '../src/oauth/clients.js'
 import type { PasswordManager } from '../src/plugins/app/passwords.js'
 import { createTestDatabase } from './database.js'
+import { type Mailbox, startMailbox } from './mailbox.js'
 
 // One signing key, one HMAC secret and one encryption key for the whole file: real Ed25519 signatures, real HMACs, real AES-GCM.
 export const TEST_PRIVATE_KEY = generateKeyPairSync('ed25519')
@@ -26,15 +28,35 @@ export function fileDatabase() {
     afterAll(async () => {
       await (await database)?.drop()
     })
+    // Every app of the file sends mail there: started (and its closing registered) with the database.
+    void fileMailbox()
   }
   return database
 }
 
+let mailbox: Promise<Mailbox> | undefined
+
+/** This file's mail server (every app of the file sends to it unless told otherwise), closed after the file. */
+export function fileMailbox() {
+  if (!mailbox) {
+    mailbox = startMailbox()
+    afterAll(async () => {
+      await (await mailbox)?.close()
+    })
+  }
+  return mailbox
+}
+
+export const MAIL_FROM = 'Blog API <no-reply@blog.example>'
+
 export async function testConfig(overrides: Partial<Config> = {}): Promise<Config> {
   const { url } = await fileDatabase()
+  const mail = await fileMailbox()
   return loadConfig(
     {
       DATABASE_URL: url,
+      MAIL_URL: mail.url,
+      MAIL_FROM,
       LOG_LEVEL: 'silent',
       JWT_PRIVATE_KEY: TEST_PRIVATE_KEY,
       APP_SECRET: TEST_APP_SECRET,

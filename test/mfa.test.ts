@@ -49,6 +49,8 @@ function reencrypt(keys: Record<string, string>) {
         DATABASE_URL: ctx.app.config.DATABASE_URL,
         JWT_PRIVATE_KEY: TEST_PRIVATE_KEY,
         APP_SECRET: TEST_APP_SECRET,
+        MAIL_URL: ctx.app.config.MAIL_URL,
+        MAIL_FROM: ctx.app.config.MAIL_FROM,
         LOG_LEVEL: 'silent',
         ...keys
       },
@@ -638,6 +640,6 @@ describe('the docs page', () => {
     const token = document.paths['/auth/token']?.post
     expect(token?.description).toContain('urn:blog-api:grant-type:mfa-otp')
     expect(Object.keys(token?.responses['403']?.content?.['application/json']?.schema?.properties ?? {})).toEqual(['error', 'error_description', 'mfa_token'])
-    expect(document.info.description).toMatch(/MFA.*authorization-code flow/s)
+    expect(document.info.description).toMatch(/MFA on sign in with `browserSignIn`, whose page asks for the code/)
   })
 })

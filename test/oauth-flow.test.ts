@@ -8,7 +8,8 @@
 import type { FastifyInstance } from 'fastify'
 import * as client from 'openid-client'
 import { describe, expect, it } from 'vitest'
-import { appClient, bearer, clientAddress, decodeJwt, PASSWORD, tokenRequest, useApp, userWithToken } from './helper.js'
+import { appClient, bearer, clientAddress, decodeJwt, fileMailbox, PASSWORD, tokenRequest, useApp, userWithToken } from './helper.js'
+import { tokenIn } from './mailbox.js'
 import { pkce, redirectParams, TestBrowser } from './oauth-browser.js'
 
 const ctx = useApp()
@@ -33,7 +34,7 @@ describe('the authorization code flow, step by step', () => {
     expect(signInPage.headers['content-security-policy']).toContain("frame-ancestors 'none'")
     expect(signInPage.headers['cache-control']).toBe('no-store')
     expect(signInPage.body).toContain('<label for="email">Email</label>')
-    expect(signInPage.body).toContain('href="/account/forgot-password"')
+    expect(signInPage.body).toContain('href="/account/reset-password"')
     expect(signInPage.body).toContain('/account/signup?return_to=')
     expect(signInPage.body).not.toContain('<script')
 
@@ -213,6 +214,11 @@ describe('with a certified relying party (openid-client)', () => {
 
     const info = await client.fetchUserInfo(config, tokens.access_token, user.id)
     expect(info).toEqual({ sub: user.id, name: 'Grace Hopper', email: user.email, email_verified: false })
+    // The claim is the account's as it is now: once the emailed link is used, the same token says verified.
+    const [welcome] = await (await fileMailbox()).waitFor(user.email)
+    const verified = await ctx.app.inject({ method: 'POST', url: '/auth/email/verify', payload: { token: tokenIn(welcome!) }, remoteAddress: clientAddress() })
+    expect(verified.statusCode).toBe(204)
+    expect(await client.fetchUserInfo(config, tokens.access_token, user.id)).toMatchObject({ email_verified: true })
 
     const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token ?? '')
     expect(refreshed.access_token).not.toBe(tokens.access_token)
@@ -266,6 +272,6 @@ describe('discovery', () => {
       id_token_signing_alg_values_supported: ['EdDSA'],
       authorization_response_iss_parameter_supported: true
     })
-    expect(oidc.grant_types_supported).toEqual(['authorization_code', 'refresh_token', 'client_credentials', 'password'])
+    expect(oidc.grant_types_supported).toEqual(['authorization_code', 'refresh_token', 'client_credentials', 'password', 'urn:blog-api:grant-type:mfa-otp'])
   })
 })

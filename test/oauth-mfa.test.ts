@@ -188,7 +188,8 @@ describe('signing in with a second factor on the sign-in page', () => {
     const right = codeAt(user.secret, clock.now)
     const forged = await browser.submit(codePage, '/oauth/authorize', { _csrf: 'forged', code: right })
     expect(forged.statusCode).toBe(403)
-    for (const fields of [{ mfa_token: '' }, { mfa_token: 'bapi_mfa_\u0000' }, { code: '\uD800' }, { code: 'x'.repeat(65) }, { mfa_token: 'bapi_mfa_'.padEnd(201, 'A') }]) {
+    const hostile: Array<Record<string, string>> = [{ mfa_token: '' }, { mfa_token: 'bapi_mfa_\u0000' }, { code: '\uD800' }, { code: 'x'.repeat(65) }, { mfa_token: 'bapi_mfa_'.padEnd(201, 'A') }]
+    for (const fields of hostile) {
       const answer = await browser.submit(codePage, '/oauth/authorize', { code: right, ...fields })
       expect(answer.statusCode, JSON.stringify(fields)).toBeGreaterThanOrEqual(400)
       expect(answer.statusCode, JSON.stringify(fields)).toBeLessThan(500)

@@ -26,6 +26,7 @@ describe('signup', () => {
     expect(user).toEqual({
       id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       email: email.toLowerCase(),
+      email_verified: false,
       full_name: 'Ada Lovelace',
       role: 'user',
       is_active: true,

@@ -36,6 +36,8 @@ export async function seedDemoData(fastify: FastifyInstance): Promise<string[]> 
       passwordHash: await passwords.hash(account.password),
       role
     })
+    // No mailbox reads a demo address: the demo accounts count as verified (REQUIRE_VERIFIED_EMAIL).
+    await fastify.prisma.user.update({ where: { id: user.id }, data: { emailVerifiedAt: new Date() }, select: { id: true } })
     out.push(`  ${role === 'admin' ? 'Admin' : 'User '}   ${account.email} / ${account.password}`)
     return user.id
   }

@@ -14,6 +14,6 @@ export function identityClaims(user: UserDto, scope: string): IdentityClaims {
   const scopes = new Set(parseScope(scope))
   return {
     ...(scopes.has('profile') ? { name: user.full_name } : {}),
-    ...(scopes.has('email') ? { email: user.email, email_verified: false } : {})
+    ...(scopes.has('email') ? { email: user.email, email_verified: user.email_verified } : {})
   }
 }

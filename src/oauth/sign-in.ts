@@ -27,6 +27,14 @@ export class AccountChanged extends Error {
   }
 }
 
+/** The password was right, but REQUIRE_VERIFIED_EMAIL wants a verified email first (a fresh link is on its way). */
+export class EmailNotVerified extends Error {
+  constructor() {
+    super('The email address of this account is not verified yet: open the link sent to it (a new one is on its way).')
+    this.name = 'EmailNotVerified'
+  }
+}
+
 /** How often a sign-in decides again when its account keeps changing under it. */
 const DECISIONS = 2
 
@@ -53,7 +61,8 @@ export type PasswordSignIn<T> =
  * without a second factor; one with MFA gets a challenge instead, and its
  * attempt stays counted towards the lockout until a code is right (so a known
  * password does not clear the count of wrong codes). Throws BadCredentials,
- * AccountChanged, or the throttle's 429.
+ * EmailNotVerified (only after a right password, so it tells a guesser
+ * nothing), AccountChanged, or the throttle's 429.
  */
 export async function signInWithPassword<T>(
   fastify: FastifyInstance,
@@ -76,6 +85,13 @@ export async function signInWithPassword<T>(
         await auditLog.record('login.locked', request, { userId: account?.id, details: { lock_seconds: attempt.lockSeconds } })
       }
       throw new BadCredentials()
+    }
+    // Before any second factor: an unverified account never gets an mfa_token either.
+    if (fastify.config.REQUIRE_VERIFIED_EMAIL && account.emailVerifiedAt === null) {
+      // The password was right: as a success for the lockout.
+      await attempt.succeeded(reply)
+      await fastify.accountEmail.unverifiedLogin(request, account)
+      throw new EmailNotVerified()
     }
     const rehash = async () => {
       if (check.needsRehash) await users.rehash(account.id, account.passwordHash, await passwords.hash(credentials.password))

@@ -28,6 +28,7 @@ export type EndReason =
   | 'logout'
   | 'revoked'
   | 'password_changed'
+  | 'password_reset'
   | 'email_changed'
   | 'deactivated'
   | 'role_changed'

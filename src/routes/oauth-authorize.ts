@@ -15,7 +15,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { createVerifier } from 'fast-jwt'
-import { badRequest } from '../lib/errors.js'
+import { badRequest, ProblemError } from '../lib/errors.js'
 import { grantableForRole, joinScopes, powersOf, SCOPES } from '../lib/scopes.js'
 import {
   type AuthorizationParams,
@@ -27,7 +27,8 @@ import {
   UnredirectableError
 } from '../oauth/authorize/request.js'
 import type { OAuthClient } from '../oauth/clients.js'
-import { AccountChanged, BadCredentials, signInWithPassword } from '../oauth/sign-in.js'
+import { AccountChanged, BadCredentials, EmailNotVerified, signInWithPassword } from '../oauth/sign-in.js'
+import { signUp } from '../oauth/sign-up.js'
 import { BROWSER_SIGN_IN } from '../plugins/app/mfa.js'
 import { pageResponses } from '../plugins/app/pages.js'
 import type { BrowserSignIn } from '../repositories/browser-sessions.js'
@@ -95,7 +96,7 @@ function safeReturn(target: string | undefined): string {
 }
 
 const oauthAuthorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { config, oauth, mfa, usersRepository: users, browserSessionsRepository: browserSessions, consentsRepository: consents, authorizationCodesRepository: codes, auditLog, passwords } =
+  const { config, oauth, mfa, usersRepository: users, browserSessionsRepository: browserSessions, consentsRepository: consents, authorizationCodesRepository: codes, auditLog } =
     fastify
   const secureCookies = new URL(config.PUBLIC_URL).protocol === 'https:'
   const rateLimit = { max: config.AUTH_RATE_LIMIT_MAX, timeWindow: config.AUTH_RATE_LIMIT_WINDOW * 1000 }
@@ -165,7 +166,9 @@ const oauthAuthorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         csrf: reply.generateCsrf(),
         error: extra.error,
         email: extra.email,
-        signupHref: `/account/signup?${new URLSearchParams({ return_to: returnTo }).toString()}`
+        signupHref: `/account/signup?${new URLSearchParams({ return_to: returnTo }).toString()}`,
+        // The page without a link asks for one by email (absent when the service sends no email).
+        forgotHref: fastify.mail.enabled ? '/account/reset-password' : undefined
       },
       extra.status ?? 200,
       { formActions: [formActionFor(redirectUri)] }
@@ -348,6 +351,9 @@ const oauthAuthorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         if (error instanceof BadCredentials || error instanceof AccountChanged) {
           return signInPage(reply, authz.client, authz.redirectUri, params, { error: error.message, email, status: 401 })
         }
+        if (error instanceof EmailNotVerified) {
+          return signInPage(reply, authz.client, authz.redirectUri, params, { error: error.message, email, status: 403 })
+        }
         throw error
       }
       if (outcome.outcome === 'mfa_required') return codePage(reply, authz, params, outcome.mfaToken)
@@ -469,16 +475,19 @@ const oauthAuthorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       const returnTo = safeReturn(request.body.return_to)
       const again = (errors: string[], status: number) =>
         reply.page('signup', { title: 'Create an account', returnTo, minLength: config.PASSWORD_MIN_LENGTH, csrf: reply.generateCsrf(), errors, email, fullName }, status)
-      const weak = passwords.policyErrors(password, 'password', email)
-      if (weak.length > 0) return again(weak.map((problem) => `The password ${problem.message}.`), 400)
       try {
-        const user = await users.create({ email: normalizeEmail(email), fullName: fullName.trim(), passwordHash: await passwords.hash(password) })
-        await auditLog.record('user.signup', request, { userId: user.id })
+        await signUp(request, reply, { email: normalizeEmail(email), fullName: fullName.trim(), password })
       } catch (error) {
-        if ((error as { statusCode?: number }).statusCode === 409) return again(['An account with this email already exists.'], 409)
+        if (error instanceof ProblemError && error.statusCode === 400) {
+          return again((error.errors ?? []).map((problem) => `The password ${problem.message}.`), 400)
+        }
+        if (error instanceof ProblemError && error.statusCode === 409) return again(['An account with this email already exists.'], 409)
         throw error
       }
-      return reply.page('message', { title: 'Account created', paragraphs: ['Your account is ready.'], link: { href: returnTo, text: 'Sign in' } }, 201)
+      const paragraphs = fastify.mail.enabled
+        ? ['Your account is ready.', 'A link to confirm your email address is on its way to your inbox.']
+        : ['Your account is ready.']
+      return reply.page('message', { title: 'Account created', paragraphs, link: { href: returnTo, text: 'Sign in' } }, 201)
     }
   )
 }

@@ -8,7 +8,7 @@ import { mfaRequired, OAuthError } from '../../lib/errors.js'
 import { grantableForRole, grantScopes, scopesForRole } from '../../lib/scopes.js'
 import { auditSource } from '../../repositories/audit.js'
 import { AMR_PASSWORD } from '../../repositories/sessions.js'
-import { AccountChanged, BadCredentials, signInWithPassword } from '../sign-in.js'
+import { AccountChanged, BadCredentials, EmailNotVerified, signInWithPassword } from '../sign-in.js'
 import type { GrantHandler } from './types.js'
 
 /** What the client may ask users for, of `scopes`. */
@@ -30,7 +30,9 @@ export const passwordGrant: GrantHandler = async ({ fastify, request, body, repl
         sessions.start({ userId: account.id, securityVersion: account.securityVersion, clientId: client.id, scope: granted, amr: AMR_PASSWORD }, auditSource(request))
     })
   } catch (error) {
-    if (error instanceof BadCredentials || error instanceof AccountChanged) throw new OAuthError('invalid_grant', error.message)
+    if (error instanceof BadCredentials || error instanceof EmailNotVerified || error instanceof AccountChanged) {
+      throw new OAuthError('invalid_grant', error.message)
+    }
     throw error
   }
   // An account with a second factor gets no session yet: the mfa-otp grant finishes the sign-in.

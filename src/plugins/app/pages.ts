@@ -74,9 +74,13 @@ const PAGE_HEADERS = {
 export const HtmlPage = (description: string) =>
   Type.Unsafe<string>({ description, content: { 'text/html': { schema: { type: 'string' } } } })
 
-/** HTML answers by status, for a page route's `response`. */
+/** HTML answers by status, for a page route's `response`, with the error page every page may show. */
 export const pageResponses = (descriptions: Record<number, string>) =>
-  Object.fromEntries(Object.entries(descriptions).map(([status, description]) => [status, HtmlPage(description)]))
+  Object.fromEntries(
+    [...Object.entries(descriptions), ['default', 'An error page: unexpected (500), or the service unavailable (503).'] as const].map(
+      ([status, description]) => [status, HtmlPage(description)]
+    )
+  )
 
 export default fp(
   async function pagesPlugin(fastify) {

@@ -6,6 +6,8 @@ import { type AuthorizationCodesRepository, createAuthorizationCodesRepository }
 import { type BrowserSessionsRepository, createBrowserSessionsRepository } from '../../repositories/browser-sessions.js'
 import { type ConsentsRepository, createConsentsRepository } from '../../repositories/consents.js'
 import { type ClientsRepository, createClientsRepository } from '../../repositories/clients.js'
+import { createEmailTokensRepository, type EmailTokensRepository } from '../../repositories/email-tokens.js'
+import { createMailOutboxRepository, type MailOutboxRepository } from '../../repositories/mail-outbox.js'
 import { createMfaRepository, type MfaRepository } from '../../repositories/mfa.js'
 import { createPostsRepository, type PostsRepository } from '../../repositories/posts.js'
 import { createSessionsRepository, type SessionsRepository } from '../../repositories/sessions.js'
@@ -20,6 +22,8 @@ declare module 'fastify' {
     authorizationCodesRepository: AuthorizationCodesRepository
     browserSessionsRepository: BrowserSessionsRepository
     consentsRepository: ConsentsRepository
+    emailTokensRepository: EmailTokensRepository
+    mailOutboxRepository: MailOutboxRepository
     mfaRepository: MfaRepository
     auditLog: AuditLog
   }
@@ -38,6 +42,9 @@ export default fp(
     fastify.decorate('browserSessionsRepository', createBrowserSessionsRepository(fastify.prisma, fastify.config.SIGN_IN_SESSION_TTL))
     fastify.decorate('consentsRepository', createConsentsRepository(fastify.prisma))
     fastify.decorate('auditLog', createAuditLog(fastify.prisma, fastify.log))
+    const emailTokens = createEmailTokensRepository(fastify.prisma, users, sessions)
+    fastify.decorate('emailTokensRepository', emailTokens)
+    fastify.decorate('mailOutboxRepository', createMailOutboxRepository(fastify.prisma, emailTokens, { resetTokenTtlMs: fastify.config.RESET_TOKEN_TTL * 1000 }))
   },
   { name: 'repositories', dependencies: ['prisma', 'revocations', 'config', 'app-secret'] }
 )

@@ -109,13 +109,14 @@ export default fp(
         // No `servers`: the docs page and clients call the origin they loaded the document from.
         tags: [
           { name: 'Service', description: 'Index, health and keys' },
-          { name: 'Accounts', description: 'Signup, tokens, revocation and logout' },
+          { name: 'Accounts', description: 'Signup, tokens, revocation and logout; password reset and email verification by email' },
           { name: 'Users', description: 'Your account' },
           { name: 'Multi-factor sign-in', description: 'An authenticator app (TOTP) and recovery codes as a second factor' },
           { name: 'Administration', description: 'Managing users (admins and service clients)' },
           { name: 'Service clients', description: 'OAuth2 clients: other services, and apps users sign in to' },
           { name: 'OAuth and OpenID Connect', description: 'Browser sign-in (authorization code with PKCE), discovery, userinfo, introspection' },
-          { name: 'Posts', description: 'The blog' }
+          { name: 'Posts', description: 'The blog' },
+          { name: 'Pages', description: 'HTML pages for browsers: the pages the links in emails open (present unless the service sends no email)' }
         ],
         components: { securitySchemes: { ...OAUTH2_LOGINS } }
       },
