@@ -56,6 +56,21 @@ const AuthorizeForm = Type.Object({
   mfa_token: Type.Optional(Text({ maxLength: 200 })),
   code: Type.Optional(Text({ maxLength: 64 })),
   decision: Type.Optional(Text({ maxLength: 10 }))
+}, {
+  // The sign-in step, as the page posts it (the CSRF token comes from the page).
+  examples: [{
+    _csrf: 'the token of the page',
+    action: 'sign-in',
+    client_id: 'public',
+    redirect_uri: 'http://localhost:5173/callback',
+    response_type: 'code',
+    scope: 'openid posts:write',
+    state: 'af0ifjsldkj',
+    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+    code_challenge_method: 'S256',
+    email: 'ada@example.com',
+    password: 'correct horse battery staple'
+  }]
 })
 const LogoutQuery = Type.Object({
   id_token_hint: Type.Optional(Text({ maxLength: 8192 })),
@@ -63,10 +78,13 @@ const LogoutQuery = Type.Object({
   client_id: Type.Optional(Text({ maxLength: 100 })),
   state: Type.Optional(Text({ maxLength: 512 })),
   _csrf: Type.Optional(Text({ maxLength: 200 }))
-})
+}, { examples: [{ _csrf: 'the token of the page', post_logout_redirect_uri: 'http://localhost:5173/', client_id: 'public', state: 'xyz' }] })
 const SignupForm = Type.Object(
   { _csrf: Type.Optional(Text({ maxLength: 200 })), return_to: Type.Optional(Param), email: Email, full_name: FullName, password: Password },
-  { additionalProperties: false }
+  {
+    additionalProperties: false,
+    examples: [{ _csrf: 'the token of the page', return_to: '/oauth/authorize?client_id=public', email: 'ada@example.com', full_name: 'Ada Lovelace', password: 'correct horse battery staple' }]
+  }
 )
 
 const FORM = 'application/x-www-form-urlencoded'
