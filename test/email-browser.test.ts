@@ -4,46 +4,27 @@
 // in with it. Headless Chromium (Debian's package) driven by playwright-core,
 // as in docs-browser.test.ts; a screenshot of the form is kept in
 // test/artifacts/. Without Chromium the test skips, except in CI, where it fails.
-import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
-import { type Browser, chromium } from 'playwright-core'
+import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { browserTestsRun, launchChromium } from './chromium.js'
 import { buildApp, fileMailbox, signup, uniqueEmail } from './helper.js'
 import { linkIn } from './mailbox.js'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-// Without the networking flags Chromium keeps dialling hosts it cannot reach.
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync'
-]
 const SCREENSHOT = path.resolve('test/artifacts/reset-password.png')
 const NEW_PASSWORD = 'a passphrase typed in a browser'
 
-const hasBrowser = existsSync(CHROMIUM)
-const inCi = Boolean(process.env.CI)
-
-if (!hasBrowser && !inCi) {
-  console.warn(`\n  SKIPPED test/email-browser.test.ts: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH).\n`)
-}
-
-describe.runIf(hasBrowser || inCi)('a password reset in a browser', () => {
+describe.runIf(browserTestsRun('test/email-browser.test.ts'))('a password reset in a browser', () => {
   let app: FastifyInstance
   let browser: Browser
   let baseUrl: string
 
   beforeAll(async () => {
-    if (!hasBrowser) throw new Error(`CI needs Chromium at ${CHROMIUM} for the reset page browser test (.ci/run installs it)`)
     app = await buildApp()
     baseUrl = await app.listen({ host: '127.0.0.1', port: 0 })
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS, headless: true })
+    browser = await launchChromium()
   })
 
   afterAll(async () => {
