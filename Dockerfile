@@ -24,6 +24,7 @@ RUN npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund \
   && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY prisma ./prisma
+COPY views ./views
 RUN node dist/cli/check-runtime.js
 USER node
 EXPOSE 3000

@@ -5,22 +5,26 @@
 // infrastructure (config, tracing, errors, metrics, database, Redis, JWT, docs,
 // security), then the
 // application's services (passwords, tokens, revocations, repositories,
-// authentication, login throttling, second factors), then the routes.
+// authentication, login throttling, second factors, email, pages), then the routes.
 import cookie from '@fastify/cookie'
-import type { FastifyHttpOptions, FastifyInstance, FastifyServerOptions } from 'fastify'
+import type { FastifyHttpOptions, FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
 import type { Server } from 'node:http'
 import { Ajv, type Options as AjvOptions } from 'ajv'
 import addFormats from 'ajv-formats'
 import fp from 'fastify-plugin'
 import pino from 'pino'
 import { type Config, trustProxy } from './config.js'
-import { lazyChildLogger, RequestLogController } from './lib/request-log.js'
+import { lazyChildLogger, redactUrl, RequestLogController } from './lib/request-log.js'
+import accountEmail from './plugins/app/account-email.js'
 import authenticate from './plugins/app/authenticate.js'
 import bootstrapAdmin from './plugins/app/bootstrap-admin.js'
 import clientCache from './plugins/app/client-cache.js'
 import housekeeping from './plugins/app/housekeeping.js'
 import loginThrottle from './plugins/app/login-throttle.js'
+import mailer from './plugins/app/mailer.js'
 import mfa from './plugins/app/mfa.js'
+import oauth from './plugins/app/oauth.js'
+import pages from './plugins/app/pages.js'
 import passwords from './plugins/app/passwords.js'
 import postCache from './plugins/app/post-cache.js'
 import repositories from './plugins/app/repositories.js'
@@ -40,10 +44,15 @@ import security from './plugins/infra/security.js'
 import swagger from './plugins/infra/swagger.js'
 import tracing, { traceIds, tracingEnabled } from './plugins/infra/tracing.js'
 import underPressure from './plugins/infra/under-pressure.js'
+import accountPages from './routes/account-pages.js'
 import auditRoutes from './routes/audit.js'
 import authRoutes from './routes/auth.js'
 import clientsRoutes from './routes/clients.js'
+import emailRoutes from './routes/email.js'
 import mfaRoutes from './routes/mfa.js'
+import discoveryRoutes from './routes/discovery.js'
+import oauthAuthorizeRoutes from './routes/oauth-authorize.js'
+import oauthResourceRoutes from './routes/oauth-resources.js'
 import postsRoutes from './routes/posts.js'
 import serviceRoutes from './routes/service.js'
 import usersRoutes from './routes/users.js'
@@ -69,13 +78,23 @@ export const REDACTED_PATHS = [
 
 /**
  * Pino options of the service's logger: the level, the redaction of
- * credentials, and (with tracing on) the trace and span ids of the request a
+ * credentials (link tokens in logged URLs too), and (with tracing on) the trace and span ids of the request a
  * line was written in, to find its trace.
  */
 export function loggerOptions(config: Config) {
   return {
     level: config.LOG_LEVEL,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    serializers: {
+      // Fastify's own request serializer, with the link tokens of page URLs blanked.
+      req: (request: FastifyRequest) => ({
+        method: request.method,
+        url: redactUrl(request.url),
+        host: request.host,
+        remoteAddress: request.ip,
+        remotePort: request.socket?.remotePort
+      })
+    },
     ...(tracingEnabled() ? { mixin: traceIds } : {})
   }
 }
@@ -188,11 +207,15 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(postCache)
   await fastify.register(clientCache)
   await fastify.register(repositories)
+  await fastify.register(oauth)
+  await fastify.register(pages)
   await fastify.register(authenticate)
   await fastify.register(loginThrottle)
   await fastify.register(mfa, { developmentDir: options.developmentDir })
   await fastify.register(bootstrapAdmin)
   await fastify.register(housekeeping)
+  await fastify.register(mailer, { developmentDir: options.developmentDir })
+  await fastify.register(accountEmail)
 
   await fastify.register(serviceRoutes)
   await fastify.register(authRoutes)
@@ -200,7 +223,15 @@ async function app(fastify: FastifyInstance, options: AppOptions) {
   await fastify.register(mfaRoutes)
   await fastify.register(postsRoutes)
   await fastify.register(clientsRoutes)
+  await fastify.register(discoveryRoutes)
+  await fastify.register(oauthResourceRoutes)
+  await fastify.register(oauthAuthorizeRoutes)
   await fastify.register(auditRoutes)
+  // Without email, no route needs it: they are left out, and so out of the docs.
+  if (fastify.mail.enabled) {
+    await fastify.register(emailRoutes)
+    await fastify.register(accountPages)
+  }
 }
 
 // Not encapsulated: the error handler and validators apply to the whole server.

@@ -11,6 +11,7 @@ import { resolve } from 'node:path'
 import { parseEnv } from 'node:util'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import envSchema from 'env-schema'
+import addressparser from 'nodemailer/lib/addressparser'
 
 const Seconds = (defaultValue: number, description: string) =>
   Type.Integer({ minimum: 1, default: defaultValue, description })
@@ -66,6 +67,8 @@ export const ConfigSchema = Type.Object({
   JWT_MAX_LENGTH: Type.Integer({ minimum: 256, maximum: 16384, default: 4096 }),
 
   ACCESS_TOKEN_TTL: Seconds(900, 'Lifetime of an access token'),
+  /** A browser's sign-in at the authorization endpoint lasts this long (it lets the user skip the form). */
+  SIGN_IN_SESSION_TTL: Seconds(8 * 3600, 'Lifetime of a browser sign-in at the authorization endpoint'),
   SESSION_IDLE_TTL: Seconds(14 * 24 * 3600, 'A session unused for this long ends'),
   SESSION_MAX_AGE: Seconds(30 * 24 * 3600, 'A session ends this long after login, whatever its use'),
   /**
@@ -97,6 +100,23 @@ export const ConfigSchema = Type.Object({
   POST_CACHE_MB: Type.Integer({ minimum: 0, maximum: 4096, default: 32 }),
   POST_CACHE_TTL: Seconds(300, 'A cached post is read again from the database after this long'),
   PASSWORD_MIN_LENGTH: Type.Integer({ minimum: 8, maximum: 64, default: 12 }),
+
+  /** The name emails and pages give the service. */
+  PRODUCT_NAME: Type.String({ minLength: 1, maxLength: 100, default: 'Blog API' }),
+  /** SMTP server of outgoing mail: smtp://user:pass@host:port or smtps://… Unset: .eml files in development, required otherwise. */
+  MAIL_URL: Type.Optional(Type.String({ minLength: 1 })),
+  /** The From of every email ("Name <address>" or an address); required with MAIL_URL. */
+  MAIL_FROM: Type.Optional(Type.String({ minLength: 3, maxLength: 300 })),
+  /** No email at all: the email routes are off (and absent from the docs). */
+  MAIL_DISABLED: Type.Boolean({ default: false }),
+  MAIL_TIMEOUT: Seconds(30, 'Longest wait for the mail server at each step of a delivery'),
+  MAIL_RETRY_DELAY: Seconds(30, 'First wait after a temporary delivery failure; each further one doubles it'),
+  /** Password logins of accounts whose email is not verified are refused (after a correct password). */
+  REQUIRE_VERIFIED_EMAIL: Type.Boolean({ default: false }),
+  RESET_TOKEN_TTL: Type.Integer({ minimum: 60, maximum: 24 * 3600, default: 1800, description: 'Lifetime of a password reset link, seconds' }),
+  /** Where reset and verification links point instead of the service's own pages; must contain {token}. */
+  RESET_PASSWORD_URL: Type.Optional(Type.String({ minLength: 1 })),
+  VERIFY_EMAIL_URL: Type.Optional(Type.String({ minLength: 1 })),
 
   /** Requests per address per window on /auth/token and /auth/signup. */
   AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20 }),
@@ -175,7 +195,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const problems: string[] = []
   try {
     const parsed = envSchema<Static<typeof ConfigSchema>>({ schema: ConfigSchema, data, env: false, dotenv: false })
-    config = { ...parsed, JWT_ISSUER: parsed.JWT_ISSUER ?? parsed.PUBLIC_URL, ...overrides }
+    // The issuer is the public URL unless said otherwise, overrides included.
+    const merged = { ...parsed, ...overrides }
+    config = { ...merged, JWT_ISSUER: overrides.JWT_ISSUER ?? parsed.JWT_ISSUER ?? merged.PUBLIC_URL }
   } catch (error) {
     problems.push(...schemaProblems(error, data))
   }
@@ -185,6 +207,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     problems.push((error as Error).message)
   }
   problems.push(...connectionProblems({ ...data, ...overrides }))
+  if (config) {
+    try {
+      checkMailSettings(config)
+    } catch (error) {
+      problems.push((error as Error).message)
+    }
+  }
   if (config?.LOG_PRETTY && !resolvable('pino-pretty')) {
     problems.push('LOG_PRETTY=true needs pino-pretty, a development dependency that this install lacks: leave LOG_PRETTY unset')
   }
@@ -384,4 +413,39 @@ function isAddressOrRange(item: string): boolean {
   if (rest.length > 0 || isIP(address) === 0) return false
   if (prefix === undefined) return true
   return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (isIP(address) === 4 ? 32 : 128)
+}
+
+/**
+ * The email settings make sense together: a valid SMTP URL with a sender, or
+ * email turned off explicitly; outside development mode, never neither (mail
+ * that nobody sends would be lost without a trace).
+ */
+export function checkMailSettings(config: Config): void {
+  const { MAIL_URL, MAIL_FROM, MAIL_DISABLED } = config
+  if (MAIL_DISABLED) {
+    if (MAIL_URL) throw new Error('MAIL_DISABLED=true and MAIL_URL contradict each other; set one of them')
+    if (config.REQUIRE_VERIFIED_EMAIL) throw new Error('REQUIRE_VERIFIED_EMAIL=true needs email, but MAIL_DISABLED=true turns it off')
+  } else if (MAIL_URL) {
+    let url: URL | undefined
+    try {
+      url = new URL(MAIL_URL)
+    } catch {
+      url = undefined
+    }
+    if (!url || !['smtp:', 'smtps:'].includes(url.protocol) || !url.hostname) {
+      throw new Error('MAIL_URL must be smtp://[user:password@]host[:port] or smtps://…')
+    }
+    const senders = MAIL_FROM ? addressparser(MAIL_FROM, { flatten: true }) : []
+    if (senders.length !== 1 || !/^[^\s@]+@[^\s@]+$/.test(senders[0]?.address ?? '')) {
+      throw new Error('MAIL_FROM is required with MAIL_URL: one sender, e.g. "Blog API <no-reply@example.com>"')
+    }
+  } else if (!isEmbedded(config)) {
+    throw new Error('MAIL_URL is required outside development mode (smtp://user:password@host:port), or MAIL_DISABLED=true to run without email')
+  }
+  for (const name of ['RESET_PASSWORD_URL', 'VERIFY_EMAIL_URL'] as const) {
+    const value = config[name]
+    if (value !== undefined && (!value.includes('{token}') || !/^https?:\/\/[^/]/.test(value))) {
+      throw new Error(`${name} must be an http(s) URL containing {token}, e.g. https://app.example.com/reset?token={token}`)
+    }
+  }
 }

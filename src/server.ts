@@ -36,6 +36,11 @@ function banner(config: Config, port: number, embedded: EmbeddedDatabase | undef
         ? `\n             (instead of ${embedded.requestedDir}, which the "postgres" user it runs as cannot reach)`
         : '')
     : `external PostgreSQL at ${new URL(config.DATABASE_URL ?? '').host}`
+  const mail = config.MAIL_DISABLED
+    ? 'off (MAIL_DISABLED)'
+    : config.MAIL_URL
+      ? `SMTP at ${new URL(config.MAIL_URL).host}`
+      : `written to ${path.join(path.dirname(embedded?.dataDir ?? '.data/postgres'), 'mail')} (development mode: nothing is sent)`
   const bearer = config.METRICS_TOKEN ? ' (bearer METRICS_TOKEN)' : ''
   const metrics = metricsPort !== undefined
     ? `http://${host}:${metricsPort}/metrics${bearer}`
@@ -45,6 +50,7 @@ function banner(config: Config, port: number, embedded: EmbeddedDatabase | undef
     `  Blog API listening on ${address}${everywhere ? ` (all interfaces, ${config.HOST})` : ''}`,
     config.DOCS_ENABLED ? `  Docs:      ${address}/docs` : '  Docs:      off (DOCS_ENABLED=false)',
     `  Database:  ${database}`,
+    `  Mail:      ${mail}`,
     `  Signing:   ${config.JWT_ALGORITHM} (${signing})`,
     ...(metrics ? [`  Metrics:   ${metrics}`] : []),
     ''

@@ -19,6 +19,7 @@ function createAdmin(args: string[], input: string, databaseUrl: string) {
         DATABASE_URL: databaseUrl,
         JWT_PRIVATE_KEY: TEST_PRIVATE_KEY,
         APP_SECRET: TEST_APP_SECRET,
+        MAIL_DISABLED: 'true',
         MFA_ENCRYPTION_KEY: TEST_MFA_KEY,
         ARGON2_MEMORY_KIB: '4096',
         ARGON2_TIME_COST: '2',

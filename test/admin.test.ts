@@ -1,6 +1,7 @@
 // User administration: listing users, activation and roles, the last admin.
 import type { LightMyRequestResponse } from 'fastify'
 import { describe, expect, it } from 'vitest'
+import { serviceRegistration } from '../src/oauth/clients.js'
 import { adminWithToken, bearer, login, PASSWORD, tokenRequest, useApp, userWithToken } from './helper.js'
 
 const ctx = useApp()
@@ -96,8 +97,8 @@ describe('PATCH /users/{id}', () => {
 
   it('a service client with users:write can deactivate a user', async () => {
     const user = await userWithToken(ctx.app)
-    const client = await ctx.app.clientsRepository.create('ops', ['users:write'])
-    const token = (await tokenRequest(ctx.app, { grant_type: 'client_credentials', client_id: client.client_id, client_secret: client.client_secret })).json().access_token
+    const client = await ctx.app.clientsRepository.create({ name: 'ops', ...serviceRegistration(['users:write']) })
+    const token = (await tokenRequest(ctx.app, { grant_type: 'client_credentials', client_id: client.client_id, client_secret: client.client_secret ?? '' })).json().access_token
     const response = await ctx.app.inject({ method: 'PATCH', url: `/users/${user.id}`, headers: bearer(token), payload: { is_active: false } })
     expect(response.statusCode).toBe(200)
   })

@@ -40,7 +40,7 @@ describe('npm run db:reset', () => {
       const result = await new Promise<{ code: number | null; output: string }>((resolve) => {
         const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/db-reset.ts'], {
           cwd: join(import.meta.dirname, '..'),
-          env: { ...process.env, DATABASE_URL: database.url },
+          env: { ...process.env, DATABASE_URL: database.url, MAIL_DISABLED: 'true' },
           stdio: ['ignore', 'pipe', 'pipe']
         })
         let output = ''

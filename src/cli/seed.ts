@@ -7,6 +7,7 @@
 import { pathToFileURL } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { withApp } from './context.js'
+import { serviceRegistration } from '../oauth/clients.js'
 
 export const DEMO_USER = { email: 'demo@example.com', fullName: 'Demo User', password: 'demo-user-password' }
 export const DEMO_ADMIN = { email: 'admin@example.com', fullName: 'Demo Admin', password: 'demo-admin-password' }
@@ -35,6 +36,8 @@ export async function seedDemoData(fastify: FastifyInstance): Promise<string[]> 
       passwordHash: await passwords.hash(account.password),
       role
     })
+    // No mailbox reads a demo address: the demo accounts count as verified (REQUIRE_VERIFIED_EMAIL).
+    await fastify.prisma.user.update({ where: { id: user.id }, data: { emailVerifiedAt: new Date() }, select: { id: true } })
     out.push(`  ${role === 'admin' ? 'Admin' : 'User '}   ${account.email} / ${account.password}`)
     return user.id
   }
@@ -54,7 +57,7 @@ export async function seedDemoData(fastify: FastifyInstance): Promise<string[]> 
   if (client) {
     out.push(`  Client  ${DEMO_CLIENT.name}: client_id ${client.client_id} (exists; its secret was shown when it was created)`)
   } else {
-    const created = await clients.create(DEMO_CLIENT.name, DEMO_CLIENT.scopes)
+    const created = await clients.create({ name: DEMO_CLIENT.name, ...serviceRegistration([...DEMO_CLIENT.scopes]) })
     out.push(
       `  Client  ${DEMO_CLIENT.name} (${DEMO_CLIENT.scopes.join(' ')}): client_id ${created.client_id}`,
       `          client_secret ${created.client_secret}   (shown only now)`

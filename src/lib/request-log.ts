@@ -9,11 +9,20 @@
 // - `RequestLogController` writes the one line: the request id, method, URL,
 //   client address, status and time, as flat fields (nested objects cost
 //   pino a JSON.stringify each). Never headers or bodies, so it is written by
-//   a logger without the redaction pass: there is nothing in it to redact.
+//   a logger without the redaction pass; the one secret a URL can carry (the
+//   token of an emailed link) is blanked by `redactUrl` instead.
 // - `lazyChildLogger` gives each request a logger that becomes a real pino
 //   child (with the request id, and redaction) only when something logs
 //   through it at an enabled level: an error, a warning.
 import { type FastifyBaseLogger, type FastifyReply, type FastifyRequest, type FastifyServerOptions, LogController } from 'fastify'
+
+/**
+ * A URL as logged: the value of a `token` query parameter blanked (the links
+ * sent by email carry one, and the pages they open receive it in the URL).
+ */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&;]token=)[^&#;]*/gi, '$1[redacted]')
+}
 
 const lineLoggers = new WeakMap<FastifyBaseLogger, FastifyBaseLogger>()
 
@@ -43,7 +52,7 @@ export class RequestLogController extends LogController {
       {
         [this.requestIdLogLabel]: request.id,
         method: request.method,
-        url: request.url,
+        url: redactUrl(request.url),
         remoteAddress: request.ip,
         statusCode: reply.statusCode,
         responseTime: reply.elapsedTime

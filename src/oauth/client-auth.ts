@@ -1,31 +1,24 @@
-// Who is asking at the token endpoint: a confidential client that proves
-// itself (RFC 6749 §2.3.1: HTTP Basic with form-encoded id and secret, or
-// `client_id`/`client_secret` in the body, never both), or the built-in public
-// client `public`, which has no secret. Naming a registered client without its
-// secret is `invalid_client`: a confidential client must authenticate
-// (§3.2.1), and a refresh token bound to it is redeemed by it alone (§6).
+// Who is asking at the token endpoint (and the introspection endpoint): a
+// confidential client that proves itself (RFC 6749 §2.3.1: HTTP Basic with
+// form-encoded id and secret, or `client_id`/`client_secret` in the body,
+// never both), a registered public client named by `client_id`, or the
+// built-in public client `public`. Naming a confidential client without its
+// secret is `invalid_client`: it must authenticate (§3.2.1), and a refresh
+// token bound to it is redeemed by it alone (§6).
 import type { FastifyRequest } from 'fastify'
 import { OAuthError } from '../lib/errors.js'
 import type { AuditLog } from '../repositories/audit.js'
 import type { ClientsRepository } from '../repositories/clients.js'
+import { type OAuthClient, PUBLIC_CLIENT_ID } from './clients.js'
 
-/** Password logins without client authentication are made by this public client. */
-export const PUBLIC_CLIENT_ID = 'public'
-
-export interface RequestingClient {
-  /** `public`, or the id of a registered client. */
-  id: string
+export interface RequestingClient extends OAuthClient {
   /** Authenticated with a secret. */
   confidential: boolean
-  /** The scopes a confidential client was granted. */
-  scopes: string[]
   /** The secret generation it authenticated with (the `sid` of its own tokens). */
   secretId?: string
   /** Whether it authenticated with HTTP Basic (failures then carry a Basic challenge). */
   viaBasic: boolean
 }
-
-export const PUBLIC_CLIENT: RequestingClient = { id: PUBLIC_CLIENT_ID, confidential: false, scopes: [], viaBasic: false }
 
 interface ClientCredentials {
   clientId: string
@@ -67,17 +60,24 @@ function clientCredentials(request: FastifyRequest, body: { client_id?: string; 
   return undefined
 }
 
-/** The client of a token request; throws `invalid_client` when it names one it cannot prove to be. */
+/**
+ * The client of a token request; throws `invalid_client` when it names one it
+ * cannot prove to be. `builtIn` is the built-in public client.
+ */
 export async function requestingClient(
   request: FastifyRequest,
   body: { client_id?: string; client_secret?: string },
   clients: ClientsRepository,
-  auditLog: AuditLog
+  auditLog: AuditLog,
+  builtIn: OAuthClient
 ): Promise<RequestingClient> {
   const credentials = clientCredentials(request, body)
   if (!credentials) {
     const named = body.client_id
-    if (named === undefined || named === '' || named === PUBLIC_CLIENT_ID) return PUBLIC_CLIENT
+    if (named === undefined || named === '' || named === PUBLIC_CLIENT_ID) return { ...builtIn, confidential: false, viaBasic: false }
+    // A registered public client names itself; a confidential one must prove itself.
+    const client = await clients.find(named)
+    if (client?.isPublic) return { ...client, confidential: false, viaBasic: false }
     throw new OAuthError('invalid_client', 'Client authentication failed.')
   }
   const client = await clients.authenticate(credentials.clientId, credentials.clientSecret)
@@ -87,5 +87,5 @@ export async function requestingClient(
     })
     throw new OAuthError('invalid_client', 'Client authentication failed.', { basicChallenge: credentials.viaBasic })
   }
-  return { id: client.clientId, confidential: true, scopes: client.scopes, secretId: client.secretId, viaBasic: credentials.viaBasic }
+  return { ...client, confidential: true, viaBasic: credentials.viaBasic }
 }

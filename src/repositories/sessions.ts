@@ -21,19 +21,21 @@ import type { PrismaClient, Prisma } from '../generated/prisma/client.js'
 import type { AppSecret } from '../lib/app-secret.js'
 import { hashOpaqueToken, REFRESH_TOKEN_PREFIX } from '../lib/opaque-tokens.js'
 import type { RevocationStore } from '../plugins/app/revocations.js'
-import { grantScopes, intersectScopes, parseScope, scopesForRole } from '../lib/scopes.js'
+import { grantableForRole, grantScopes, intersectScopes, parseScope } from '../lib/scopes.js'
 import type { AuditKind, AuditSource } from './audit.js'
 
 export type EndReason =
   | 'logout'
   | 'revoked'
   | 'password_changed'
+  | 'password_reset'
   | 'email_changed'
   | 'deactivated'
   | 'role_changed'
   | 'account_deleted'
   | 'security_changed'
   | 'client_deleted'
+  | 'code_replayed'
   | 'mfa_enabled'
   | 'mfa_disabled'
   | 'mfa_changed'
@@ -62,6 +64,8 @@ export interface NewSession {
   scope: string
   /** The methods the user signed in with (RFC 8176: `pwd`, `otp`). */
   amr: string[]
+  /** The audit event written with it: `login.success` unless said otherwise. */
+  auditKind?: AuditKind
 }
 
 /** The password alone; with a second factor (a TOTP or a recovery code, both one-time passwords). */
@@ -133,6 +137,8 @@ export function createSessionsRepository(prisma: PrismaClient, revocations: Revo
     withRevocation,
     endUserSessions,
     endClientSessions,
+    /** Ends one session inside a running transaction; answers its id for revocation. */
+    endSessionIn: endSession,
 
     /**
      * Starts a session with its first refresh token and records the login's
@@ -142,6 +148,7 @@ export function createSessionsRepository(prisma: PrismaClient, revocations: Revo
      * first (and this statement sees the new version and writes nothing) or
      * waits for this one (and then ends the new session with the others).
      * Answers undefined when the account moved on; the caller decides again.
+     * `db`: a transaction to write in (an authorization code's exchange).
      *
      * Raw SQL because it pays: Prisma writes the same rows in six round trips
      * (BEGIN, two INSERTs, a SELECT of the session it just wrote, COMMIT, then
@@ -161,7 +168,7 @@ export function createSessionsRepository(prisma: PrismaClient, revocations: Revo
       const token = refreshToken(sessionId, 0, salt)
       const now = new Date()
       const expiresAt = new Date(now.getTime() + config.SESSION_MAX_AGE * 1000)
-      const kind: AuditKind = 'login.success'
+      const kind: AuditKind = session.auditKind ?? 'login.success'
       const written = await db.$executeRaw`
         WITH account AS (
           SELECT id FROM users
@@ -227,7 +234,7 @@ export function createSessionsRepository(prisma: PrismaClient, revocations: Revo
 
         // The role as it is now bounds the scopes, whatever the session was granted.
         // Throwing here (invalid_scope) rolls everything back: a refused scope spends nothing.
-        const current = intersectScopes(row.scope, scopesForRole(row.role))
+        const current = intersectScopes(row.scope, grantableForRole(row.role))
         const scope = input.narrowTo?.length ? grantScopes(input.narrowTo.join(' '), parseScope(current)) : current
         const touch = () => tx.session.update({ where: { id: row.session_id }, data: { lastUsedAt: now } })
 
@@ -271,6 +278,20 @@ export function createSessionsRepository(prisma: PrismaClient, revocations: Revo
         where: { OR: [{ endedAt: { lt: before } }, { expiresAt: { lt: before } }] }
       })
       return count
+    },
+
+    /**
+     * What a refresh token is, if it is live: unspent, its session not ended
+     * or expired, its account active and unchanged (for introspection).
+     */
+    async describeRefreshToken(token: string) {
+      const [row] = await prisma.$queryRaw<Array<{ client_id: string; scope: string; user_id: string; expires_at: Date }>>`
+        SELECT s.client_id, s.scope, s.user_id, s.expires_at
+        FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id
+        WHERE t.token_hash = ${hashOpaqueToken(token)} AND t.spent_at IS NULL AND s.ended_at IS NULL
+          AND s.expires_at > now() AND s.last_used_at > now() - make_interval(secs => ${config.SESSION_IDLE_TTL})
+          AND u.is_active AND u.security_version = s.security_version`
+      return row && { clientId: row.client_id, scope: row.scope, userId: row.user_id, expiresAt: row.expires_at }
     },
 
     /** The session a refresh token belongs to, if it is one this service issued. */

@@ -17,6 +17,8 @@ import type { EndReason, SessionsRepository } from './sessions.js'
 const userSelect = {
   id: true,
   email: true,
+  emailVerifiedAt: true,
+  pendingEmail: true,
   fullName: true,
   role: true,
   isActive: true,
@@ -32,6 +34,7 @@ export type Role = UserRow['role']
 const credentialsSelect = {
   id: true,
   email: true,
+  emailVerifiedAt: true,
   passwordHash: true,
   isActive: true,
   role: true,
@@ -45,6 +48,8 @@ export function toUserDto(user: UserRow): UserDto {
   return {
     id: user.id,
     email: user.email,
+    email_verified: user.emailVerifiedAt !== null,
+    ...(user.pendingEmail === null ? {} : { pending_email: user.pendingEmail }),
     full_name: user.fullName,
     role: user.role,
     is_active: user.isActive,
@@ -79,12 +84,14 @@ export function createUsersRepository(prisma: PrismaClient, sessions: SessionsRe
    * is not at `expectedVersion`), ends every session but `keepSessionId` and
    * answers their ids for revocation. The account row stays locked until the
    * transaction ends, so a session being created for it waits and then sees
-   * the new version.
+   * the new version. A pending email change is cancelled (unless `data` sets
+   * it): a password changed after a takeover must not leave the thief's
+   * address one link away from becoming the login.
    */
   async function changeSecurityStateIn(tx: Transaction, userId: string, change: SecurityChange): Promise<string[]> {
     const { count } = await tx.user.updateMany({
       where: { id: userId, ...(change.expectedVersion === undefined ? {} : { securityVersion: change.expectedVersion }) },
-      data: { ...change.data, securityVersion: { increment: 1 } }
+      data: { pendingEmail: null, ...change.data, securityVersion: { increment: 1 } }
     })
     if (count === 0) {
       throw change.expectedVersion === undefined ? notFound('User') : changedMeanwhile()
@@ -149,7 +156,7 @@ export function createUsersRepository(prisma: PrismaClient, sessions: SessionsRe
       }
     },
 
-    /** Changes the login email; every other session ends. */
+    /** Changes the login email at once (only when the service sends no email); every other session ends. */
     async changeEmail(id: string, email: string, expectedVersion: number, keepSessionId: string) {
       try {
         await changeSecurityState(id, { data: { email: normalizeEmail(email) }, reason: 'email_changed', expectedVersion, keepSessionId })

@@ -2,11 +2,11 @@
 // refresh_token, client_credentials and mfa-otp grants), RFC 7009
 // revocation, logout.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { badRequest, OAuthError } from '../lib/errors.js'
-import { whileClientWaits } from '../lib/client-waits.js'
+import { OAuthError } from '../lib/errors.js'
 import { REFRESH_TOKEN_PREFIX } from '../lib/opaque-tokens.js'
 import { requestingClient } from '../oauth/client-auth.js'
 import { GRANTS } from '../oauth/grants/index.js'
+import { signUp } from '../oauth/sign-up.js'
 import type { Principal } from '../plugins/infra/jwt.js'
 import { MfaRequiredResponse, OAuthErrorResponse, RevokeBody, TokenBody, TokenResponse } from '../schemas/auth.js'
 import { NoContent, problems, refTo } from '../schemas/common.js'
@@ -22,8 +22,8 @@ const tokenDescription = `The OAuth2 token endpoint (RFC 6749). Send \`applicati
 - \`grant_type=client_credentials\`: client authentication (HTTP Basic or \`client_id\`/\`client_secret\`), optional \`scope\` → access token only.`
 
 const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { usersRepository: users, sessionsRepository: sessions, clientsRepository: clients, auditLog } = fastify
-  const { passwords, tokens, config } = fastify
+  const { sessionsRepository: sessions, clientsRepository: clients, auditLog } = fastify
+  const { tokens, config } = fastify
   const rateLimit = { max: config.AUTH_RATE_LIMIT_MAX, timeWindow: config.AUTH_RATE_LIMIT_WINDOW * 1000 }
 
   /** A user's token ends its whole session; a service client's token is revoked alone. */
@@ -40,7 +40,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         operationId: 'signup',
         summary: 'Create an account',
         description:
-          'Creates a user account with the `user` role. The email is stored lower-cased; the password must have at least `PASSWORD_MIN_LENGTH` characters (12 by default). Then log in with the token endpoint.',
+          'Creates a user account with the `user` role. The email is stored lower-cased; the password must have at least `PASSWORD_MIN_LENGTH` characters (12 by default). A link to verify the email goes to it (unless the service sends no email). Then log in with the token endpoint.',
         body: SignupBody,
         response: {
           201: refTo(User, 'The new account.', {
@@ -52,10 +52,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request, reply) => {
       const { email, full_name: fullName, password } = request.body
-      const weak = passwords.policyErrors(password, 'password', email)
-      if (weak.length > 0) throw badRequest('The password does not meet the policy.', weak)
-      const user = await users.create({ email, fullName, passwordHash: await passwords.hash(password, whileClientWaits(reply)) })
-      await auditLog.record('user.signup', request, { userId: user.id })
+      const user = await signUp(request, reply, { email, fullName, password })
       // The account is personal data: no cache keeps it.
       return reply.code(201).header('location', `/users/${user.id}`).header('cache-control', 'no-store').send(user)
     }
@@ -95,11 +92,17 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request, reply) => {
       const { body } = request
-      const client = await requestingClient(request, body, clients, auditLog)
+      const client = await requestingClient(request, body, clients, auditLog, fastify.oauth.publicClient)
       reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
       const grant = GRANTS.get(body.grant_type)
       if (!grant) throw new OAuthError('unsupported_grant_type', `The grant type "${body.grant_type}" is not supported.`)
-      return grant({ fastify, request, body, reply, client })
+      if (grant.confidentialOnly && !client.confidential) {
+        throw new OAuthError('invalid_client', `The ${body.grant_type} grant needs client authentication.`, { basicChallenge: true })
+      }
+      if (!client.grantTypes.includes(grant.partOf ?? body.grant_type)) {
+        throw new OAuthError('unauthorized_client', `This client may not use the ${body.grant_type} grant.`)
+      }
+      return grant.handle({ fastify, request, body, reply, client })
     }
   )
 

@@ -1,12 +1,17 @@
-// Service clients (OAuth2 client-credentials), for holders of `clients:manage`.
-// Nobody hands out powers they do not hold: a caller registers clients only
-// with scopes its own token carries, and rotates or deletes only clients whose
-// scopes it holds too (rotating another's secret would hand over its powers).
+// OAuth clients, for holders of `clients:manage`: services (client
+// credentials) and apps users sign in to (authorization code with PKCE),
+// confidential or public. Nobody hands out powers they do not hold: a caller
+// registers clients only with scopes its own token carries (the OpenID
+// Connect scopes excepted: they are consent, not power), rotates or deletes
+// only clients whose scopes it holds too (rotating another's secret would
+// hand over its powers), and makes a client first-party (users are not asked
+// to consent) only with every administrative scope.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
-import { forbidden } from '../lib/errors.js'
-import { missingScopes } from '../lib/scopes.js'
+import { badRequest, forbidden } from '../lib/errors.js'
+import { ADMINISTRATIVE_SCOPES, missingScopes, powersOf } from '../lib/scopes.js'
+import { registrationProblems, type Registration } from '../oauth/clients.js'
 import { Client, ClientWithSecret, CreateClientBody } from '../schemas/clients.js'
 import { auditActor } from '../repositories/audit.js'
 import { Cursor, IdParams, Limit, NoContent, Page, problems } from '../schemas/common.js'
@@ -15,7 +20,7 @@ const managed = { 401: 'Missing, invalid or revoked token', 403: "Needs clients:
 
 /** Refuses when the caller's token lacks a scope of `scopes`. */
 function holdsAll(request: FastifyRequest, scopes: Iterable<string>, action: string) {
-  const missing = missingScopes(scopes, request.user.scopes)
+  const missing = missingScopes(powersOf(scopes), request.user.scopes)
   if (missing.length > 0) {
     throw forbidden(`You can ${action} only with scopes you hold yourself; missing: ${missing.join(' ')}.`)
   }
@@ -52,8 +57,22 @@ const clientsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     },
     async (request, reply) => {
-      holdsAll(request, request.body.scopes, 'grant a client scopes')
-      const client = await clients.create(request.body.name, request.body.scopes)
+      const { name, scopes, grant_types: grantTypes, redirect_uris: redirectUris, post_logout_redirect_uris: postLogoutRedirectUris } = request.body
+      const isPublic = request.body.public ?? false
+      const registration: Registration = {
+        scopes,
+        // A public client cannot use client credentials: it signs users in.
+        grantTypes: grantTypes ?? (isPublic ? ['authorization_code', 'refresh_token'] : ['client_credentials']),
+        redirectUris: redirectUris ?? [],
+        postLogoutRedirectUris: postLogoutRedirectUris ?? [],
+        isPublic,
+        firstParty: request.body.first_party ?? false
+      }
+      const problems = registrationProblems(registration)
+      if (problems.length > 0) throw badRequest('The client registration is not valid.', problems.slice(0, 5))
+      holdsAll(request, scopes, 'grant a client scopes')
+      if (registration.firstParty) holdsAll(request, ADMINISTRATIVE_SCOPES, 'make a client first-party')
+      const client = await clients.create({ name, ...registration })
       await auditLog.record('client.created', request, { ...auditActor(request.user), details: { target_client_id: client.client_id } })
       return reply.code(201).header('location', `/clients/${client.client_id}`).send(client)
     }

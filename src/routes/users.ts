@@ -71,7 +71,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         operationId: 'updateMe',
         summary: 'Change your name or email',
         description:
-          'Send `full_name`, `email` or both; other fields are refused. Changing `email` (your login) needs `current_password`, and ends your other sessions. A new email is stored lower-cased.',
+          'Send `full_name`, `email` or both; other fields are refused. Changing `email` (your login) needs `current_password`, and happens in two steps: the new address gets a link and the old one a notice, the answer shows it as `pending_email`, and the email changes (ending your other sessions) when the link is used — refused then if another account took the address meanwhile. One change a minute (429). Sending your current email calls a pending change off. A new email is stored lower-cased. (A service that sends no email, `MAIL_DISABLED`, changes it at once.)',
         security: [{ oauth2: [] }],
         body: UpdateMeBody,
         response: {
@@ -79,7 +79,8 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
           ...problems({
             ...reauthProblems,
             400: 'Invalid body, or `current_password` missing or wrong for an email change',
-            409: 'The email is taken, or the account changed while the request was running'
+            409: 'The email is taken, or the account changed while the request was running',
+            429: 'Too many wrong current passwords, or an email change asked for less than a minute ago'
           })
         }
       }
@@ -91,7 +92,9 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
           throw badRequest('Changing the email needs your current password.', [{ field: 'current_password', message: 'is required to change the email' }])
         }
         const account = await reauthenticate(request, currentPassword)
-        await users.changeEmail(account.id, email, account.securityVersion, request.user.sessionId)
+        const { sessionId } = request.user
+        if (fastify.mail.enabled) await fastify.accountEmail.requestEmailChange(request, { ...account, sessionId }, email)
+        else await users.changeEmail(account.id, email, account.securityVersion, sessionId)
       }
       const user = fullName === undefined ? await users.get(request.user.id) : await users.rename(request.user.id, fullName)
       // Posts show their author's name: this instance's readers see the new one at once.

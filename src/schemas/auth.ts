@@ -13,9 +13,12 @@ const Param = (maxLength: number, description: string) => Text({ maxLength, desc
 export const TokenBody = Type.Object({
   grant_type: Text({
     maxLength: 100,
-    description: '`password`, `refresh_token`, `client_credentials` or `urn:blog-api:grant-type:mfa-otp`.',
-    examples: ['password']
+    description: '`authorization_code`, `refresh_token`, `client_credentials`, `password` or `urn:blog-api:grant-type:mfa-otp`.',
+    examples: ['authorization_code']
   }),
+  code: Type.Optional(Param(200, 'The authorization code (authorization_code grant).')),
+  redirect_uri: Type.Optional(Param(2000, 'The redirect URI the code was sent to, exactly (authorization_code grant).')),
+  code_verifier: Type.Optional(Param(128, 'The PKCE verifier whose S256 challenge started the authorization (authorization_code grant).')),
   username: Type.Optional(Param(254, 'The email (password grant).')),
   password: Type.Optional(Param(1024, 'The password (password grant).')),
   refresh_token: Type.Optional(Param(200, 'The refresh token (refresh_token grant).')),
@@ -27,6 +30,16 @@ export const TokenBody = Type.Object({
 }, {
   // Named examples, one per grant (OpenAPI media-type `examples`).
   'x-examples': {
+    authorization_code: {
+      summary: 'Exchange an authorization code (public client: client_id, no secret)',
+      value: {
+        grant_type: 'authorization_code',
+        code: 'bapi_ac_Zm9yIGV4YW1wbGUgb25seTogYSBjb2RlIGxpdmVzIDYwIHM',
+        redirect_uri: 'https://app.example.com/callback',
+        code_verifier: 'dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk',
+        client_id: '3f0c9a1e-7d2b-4c5a-8e6f-1a2b3c4d5e6f'
+      }
+    },
     password: {
       summary: 'Log in with email and password',
       value: { grant_type: 'password', username: 'ada@example.com', password: 'correct horse battery staple' }
@@ -56,8 +69,9 @@ export const TokenResponse = Type.Object(
     access_token: Type.String({ description: 'An RFC 9068 JWT: send it as `Authorization: Bearer <token>`.' }),
     token_type: Type.Literal('bearer'),
     expires_in: Type.Integer({ description: 'Seconds until the access token expires.' }),
-    refresh_token: Type.Optional(Type.String({ description: 'For the password, mfa-otp and refresh_token grants.' })),
-    scope: Type.String({ description: 'The scopes granted, space-separated.' })
+    refresh_token: Type.Optional(Type.String({ description: 'For the grants that sign a user in, when the client may refresh.' })),
+    scope: Type.String({ description: 'The scopes granted, space-separated.' }),
+    id_token: Type.Optional(Type.String({ description: 'An OpenID Connect ID token, when `openid` was granted (authorization_code grant).' }))
   },
   {
     description: 'Tokens (sent with `Cache-Control: no-store`).',

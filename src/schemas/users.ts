@@ -12,6 +12,8 @@ export const User = Type.Object(
   {
     id: Id,
     email: Email,
+    email_verified: Type.Boolean({ description: 'Whether the account showed it receives mail at `email` (a verification link, or a password reset by email).' }),
+    pending_email: Type.Optional({ ...Email, description: 'A new email asked for, not yet confirmed: it replaces `email` when the link sent to it is used.' }),
     full_name: FullName,
     role: Role,
     is_active: Type.Boolean(),
@@ -25,6 +27,7 @@ export const User = Type.Object(
       {
         id: '6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f',
         email: 'ada@example.com',
+        email_verified: true,
         full_name: 'Ada Lovelace',
         role: 'user',
         is_active: true,

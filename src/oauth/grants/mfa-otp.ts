@@ -7,13 +7,13 @@
 // transaction, at the account version the password was checked at.
 import { OAuthError } from '../../lib/errors.js'
 import { auditSource } from '../../repositories/audit.js'
-import type { Grant } from './types.js'
+import type { GrantHandler } from './types.js'
 
 export const MFA_OTP_GRANT_TYPE = 'urn:blog-api:grant-type:mfa-otp'
 
 const signInAgain = (why: string) => new OAuthError('invalid_grant', `${why} Sign in with your password again.`)
 
-export const mfaOtpGrant: Grant = async ({ fastify, request, body, reply, client }) => {
+export const mfaOtpGrant: GrantHandler = async ({ fastify, request, body, reply, client }) => {
   const { mfa_token: mfaToken, otp } = body
   if (!mfaToken || !otp) throw new OAuthError('invalid_request', 'The mfa-otp grant needs "mfa_token" and "otp".')
   const { mfa, sessionsRepository: sessions, tokens } = fastify

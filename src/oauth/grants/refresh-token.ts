@@ -3,11 +3,11 @@
 // as the account's role allows them now (src/repositories/sessions.ts).
 import { OAuthError } from '../../lib/errors.js'
 import { parseScope } from '../../lib/scopes.js'
-import type { Grant } from './types.js'
+import type { GrantHandler } from './types.js'
 
 const refused = () => new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked.')
 
-export const refreshTokenGrant: Grant = async ({ fastify, request, body, client }) => {
+export const refreshTokenGrant: GrantHandler = async ({ fastify, request, body, client }) => {
   const { refresh_token: token, scope } = body
   if (!token) throw new OAuthError('invalid_request', 'The refresh_token grant needs "refresh_token".')
   const { sessionsRepository: sessions, auditLog, tokens } = fastify

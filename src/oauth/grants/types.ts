@@ -19,4 +19,12 @@ export interface GrantContext {
 export type TokenAnswer = Static<typeof TokenResponse>
 
 /** A grant type: checks its parameters, decides, and issues tokens (RFC 6749 §4–6). */
-export type Grant = (context: GrantContext) => Promise<TokenAnswer>
+export type GrantHandler = (context: GrantContext) => Promise<TokenAnswer>
+
+export interface Grant {
+  handle: GrantHandler
+  /** Only an authenticated (confidential) client may use it: anyone else is `invalid_client`. */
+  confidentialOnly?: boolean
+  /** A step of another grant: a client may use it when it may use that grant. */
+  partOf?: string
+}

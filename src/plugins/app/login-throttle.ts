@@ -26,6 +26,10 @@
 // password change, an email change, a deletion) is throttled apart, per user
 // id: a failed login elsewhere does not stop the owner from changing a
 // password, and renaming the account's email does not reset the count.
+//
+// A password reset by email proves the owner by other means: it forgets the
+// account's untrusted failures and those of the address that reset, and
+// trusts that device (`recovered`); every other address stays locked.
 import { createHash, randomBytes } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -48,11 +52,19 @@ export interface LoginAttempt {
 export interface LoginThrottle {
   /** Counts an attempt to sign in as `email` from this request, or throws 429 while it is locked out. */
   attempt(request: FastifyRequest, email: string): Promise<LoginAttempt>
+  /**
+   * The owner proved control of the account another way (a password reset by
+   * email): forget the account's failures from untrusted devices and from this
+   * address, and trust this device. Other addresses stay locked.
+   */
+  recovered(request: FastifyRequest, reply: FastifyReply, email: string): Promise<void>
 }
 
 export interface ReauthThrottle {
   /** Counts a current-password check of the user, or throws 429; `succeeded` forgets the failures. */
   attempt(userId: string): Promise<{ succeeded(): Promise<void> }>
+  /** Forgets the user's failed checks (the password was reset). */
+  forget(userId: string): Promise<void>
 }
 
 declare module 'fastify' {
@@ -107,10 +119,8 @@ export default fp(
       const keys = buckets.map((bucket) => bucket.key)
       return {
         lockSeconds: Math.ceil(outcome.lockMs / 1000),
-        async forget() {
-          // The attempt itself succeeded; a count left behind only expires later.
-          await store.reset(keys).catch((error: unknown) => fastify.log.warn({ err: error }, 'could not reset a lockout count'))
-        }
+        // The attempt itself succeeded; a count left behind only expires later.
+        forget: () => forget(keys)
       }
     }
 
@@ -138,6 +148,11 @@ export default fp(
       })
     }
 
+    /** Forgets counts; a store that cannot is logged, the counts then expire by themselves. */
+    async function forget(keys: string[]) {
+      await store.reset(keys).catch((error: unknown) => fastify.log.warn({ err: error }, 'could not reset a lockout count'))
+    }
+
     fastify.decorate('loginThrottle', {
       async attempt(request, email) {
         const account = hash('account', normalizeEmail(email))
@@ -162,6 +177,17 @@ export default fp(
             if (counted.lockSeconds > 0) lockouts.inc()
           }
         }
+      },
+
+      async recovered(request, reply, email) {
+        const account = hash('account', normalizeEmail(email))
+        const device = trustedDevice(request, account)
+        await forget([
+          hash('untrusted', account),
+          hash('address', account, addressBucket(request.ip)),
+          ...(device ? [hash('device', account, device)] : [])
+        ])
+        trustDevice(reply, account, device)
       }
     } satisfies LoginThrottle)
 
@@ -169,7 +195,8 @@ export default fp(
       async attempt(userId) {
         const counted = await count([{ key: hash('reauth', userId), threshold: config.LOGIN_LOCKOUT_THRESHOLD }])
         return { succeeded: () => counted.forget() }
-      }
+      },
+      forget: (userId) => forget([hash('reauth', userId)])
     } satisfies ReauthThrottle)
   },
   { name: 'login-throttle', dependencies: ['config', 'redis', 'app-secret', '@fastify/cookie', 'metrics'] }

@@ -31,6 +31,12 @@ import type { LoginAttempt } from './login-throttle.js'
 export const MFA_TOKEN_PREFIX = 'bapi_mfa_'
 export const MFA_CHALLENGE_TTL_SECONDS = 5 * 60
 export const MFA_CHALLENGE_MAX_CODES = 5
+/**
+ * What a challenge of the browser sign-in page is bound to in place of a
+ * client: no client has this id, so its mfa_token is of no use at the token
+ * endpoint, nor a token endpoint's on the page.
+ */
+export const BROWSER_SIGN_IN = 'browser-sign-in'
 
 /** A sign-in whose second factor was checked: what its session is made of. */
 export interface VerifiedSignIn {
@@ -98,7 +104,7 @@ declare module 'fastify' {
 }
 
 /** The audit columns of a client: none for the public client (the column holds registered clients' ids). */
-const clientColumn = (clientId: string): AuditEntry => (clientId === 'public' ? {} : { clientId })
+const clientColumn = (clientId: string): AuditEntry => (clientId === 'public' || clientId === BROWSER_SIGN_IN ? {} : { clientId })
 
 export default fp<{ developmentDir?: string }>(
   async function mfaPlugin(fastify, options) {

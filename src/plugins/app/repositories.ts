@@ -2,7 +2,12 @@
 // queries themselves.
 import fp from 'fastify-plugin'
 import { type AuditLog, createAuditLog } from '../../repositories/audit.js'
+import { type AuthorizationCodesRepository, createAuthorizationCodesRepository } from '../../repositories/authorization-codes.js'
+import { type BrowserSessionsRepository, createBrowserSessionsRepository } from '../../repositories/browser-sessions.js'
+import { type ConsentsRepository, createConsentsRepository } from '../../repositories/consents.js'
 import { type ClientsRepository, createClientsRepository } from '../../repositories/clients.js'
+import { createEmailTokensRepository, type EmailTokensRepository } from '../../repositories/email-tokens.js'
+import { createMailOutboxRepository, type MailOutboxRepository } from '../../repositories/mail-outbox.js'
 import { createMfaRepository, type MfaRepository } from '../../repositories/mfa.js'
 import { createPostsRepository, type PostsRepository } from '../../repositories/posts.js'
 import { createSessionsRepository, type SessionsRepository } from '../../repositories/sessions.js'
@@ -14,6 +19,11 @@ declare module 'fastify' {
     postsRepository: PostsRepository
     sessionsRepository: SessionsRepository
     clientsRepository: ClientsRepository
+    authorizationCodesRepository: AuthorizationCodesRepository
+    browserSessionsRepository: BrowserSessionsRepository
+    consentsRepository: ConsentsRepository
+    emailTokensRepository: EmailTokensRepository
+    mailOutboxRepository: MailOutboxRepository
     mfaRepository: MfaRepository
     auditLog: AuditLog
   }
@@ -28,12 +38,18 @@ export default fp(
     fastify.decorate('mfaRepository', createMfaRepository(fastify.prisma, users, sessions))
     fastify.decorate('postsRepository', createPostsRepository(fastify.prisma))
     fastify.decorate('clientsRepository', createClientsRepository(fastify.prisma, sessions, fastify.clientCache))
+    fastify.decorate('authorizationCodesRepository', createAuthorizationCodesRepository(fastify.prisma, sessions))
+    fastify.decorate('browserSessionsRepository', createBrowserSessionsRepository(fastify.prisma, fastify.config.SIGN_IN_SESSION_TTL))
+    fastify.decorate('consentsRepository', createConsentsRepository(fastify.prisma))
     const auditLog = createAuditLog(fastify.prisma, fastify.log)
     fastify.decorate('auditLog', auditLog)
     // Before the Prisma client disconnects (hooks close in reverse order of registration).
     fastify.addHook('onClose', async () => {
       await auditLog.flush()
     })
+    const emailTokens = createEmailTokensRepository(fastify.prisma, users, sessions)
+    fastify.decorate('emailTokensRepository', emailTokens)
+    fastify.decorate('mailOutboxRepository', createMailOutboxRepository(fastify.prisma, emailTokens, { resetTokenTtlMs: fastify.config.RESET_TOKEN_TTL * 1000 }))
   },
   { name: 'repositories', dependencies: ['prisma', 'revocations', 'client-cache', 'config', 'app-secret'] }
 )

@@ -1,6 +1,7 @@
 // The one error handler: every error leaves the service in the contract's
 // shape. Problem details (RFC 9457) everywhere, RFC 6749 errors on routes that
-// set `config.oauthErrors`, and never a stack trace or internal message on 5xx.
+// set `config.oauthErrors`, an HTML page on the browser pages (`config.page`,
+// see plugins/app/pages.ts), and never a stack trace or internal message on 5xx.
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -38,6 +39,12 @@ export function fieldErrors(validation: ValidationIssue[], context: string | und
   })
 }
 
+/** The heading of an error page, in a person's words. */
+function pageTitle(status: number): string {
+  if (status === 429) return 'Too many attempts'
+  return status >= 500 ? 'Temporarily unavailable' : 'This did not work'
+}
+
 function sendProblem(
   reply: FastifyReply,
   status: number,
@@ -45,6 +52,9 @@ function sendProblem(
   extra: { errors?: FieldError[]; headers?: Record<string, string> } = {}
 ) {
   if (extra.headers) reply.headers(extra.headers)
+  if (reply.request.routeOptions.config?.page === true) {
+    return reply.page('error', { title: pageTitle(status), detail, errors: extra.errors }, status)
+  }
   return reply
     .code(status)
     .type('application/problem+json')

@@ -32,6 +32,8 @@ export interface Principal {
   scopes: ReadonlySet<string>
   tokenId: string
   expiresAt: number
+  /** When the token was issued (seconds since the epoch). */
+  issuedAt?: number
 }
 
 declare module '@fastify/jwt' {
@@ -58,7 +60,8 @@ export function principalFromClaims(claims: AccessTokenClaims): Principal {
     sessionId: claims.sid,
     scopes: new Set(claims.scope.split(' ').filter(Boolean)),
     tokenId: claims.jti,
-    expiresAt: claims.exp ?? 0
+    expiresAt: claims.exp ?? 0,
+    issuedAt: claims.iat
   }
 }
 

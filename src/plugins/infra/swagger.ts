@@ -23,6 +23,12 @@ const ROUTE_SCHEME = 'oauth2'
 
 /** One scheme per way of logging in; each appears as its own form in the Authorize dialog. */
 const OAUTH2_LOGINS = {
+  browserSignIn: {
+    type: 'oauth2',
+    description:
+      "Sign in on the service's own page, as apps do (authorization code with PKCE): the way for accounts with two-factor sign-in. `client_id` is `public`; leave `client_secret` empty.",
+    flows: { authorizationCode: { authorizationUrl: '/oauth/authorize', tokenUrl: TOKEN_URL, scopes: { ...SCOPES } } }
+  },
   userPassword: {
     type: 'oauth2',
     description: 'Log in as a user: your email as `username`, and your password. Leave `client_id` and `client_secret` empty.',
@@ -92,24 +98,25 @@ export default fp(
           title: 'Blog API',
           version: packageVersion(),
           description:
-            'Accounts, OAuth2 tokens (password, refresh_token, client_credentials and mfa-otp grants), multi-factor sign-in and a blog. ' +
-            'Click **Authorize**, enter your email and password under `userPassword (OAuth2, password)` (leave `client_id` and `client_secret` empty), ' +
+            'Accounts, OAuth2 tokens (authorization_code, password, refresh_token, client_credentials and mfa-otp grants), multi-factor sign-in and a blog. ' +
+            'Click **Authorize**: sign in on the service\'s own page under `browserSignIn (OAuth2, authorizationCode)` (`client_id` `public`), or enter your email and password under `userPassword (OAuth2, password)` (leave `client_id` and `client_secret` empty), ' +
             'then **Try it out** on any route. No account yet? `POST /auth/signup` below, or `npm run db:seed` for demo accounts. ' +
-            'Accounts with MFA on cannot sign in with that dialog, which has no step for the code: the password answers `403 mfa_required` ' +
-            'with an `mfa_token`, and `POST /auth/token` with `grant_type=urn:blog-api:grant-type:mfa-otp`, the `mfa_token` and your code finishes the sign-in. ' +
-            'They will sign in here with the authorization-code flow once this page offers it. ' +
+            'Accounts with MFA on sign in with `browserSignIn`, whose page asks for the code; the password dialog has no step for it (the password answers `403 mfa_required` ' +
+            'with an `mfa_token`, and `POST /auth/token` with `grant_type=urn:blog-api:grant-type:mfa-otp`, the `mfa_token` and your code finishes the sign-in). ' +
             'Errors are RFC 9457 problem details, except at the token endpoints, which answer RFC 6749 errors.',
           license: { name: 'MIT', url: 'https://opensource.org/licenses/MIT' }
         },
         // No `servers`: the docs page and clients call the origin they loaded the document from.
         tags: [
           { name: 'Service', description: 'Index, health and keys' },
-          { name: 'Accounts', description: 'Signup, tokens, revocation and logout' },
+          { name: 'Accounts', description: 'Signup, tokens, revocation and logout; password reset and email verification by email' },
           { name: 'Users', description: 'Your account' },
           { name: 'Multi-factor sign-in', description: 'An authenticator app (TOTP) and recovery codes as a second factor' },
           { name: 'Administration', description: 'Managing users (admins and service clients)' },
-          { name: 'Service clients', description: 'OAuth2 clients of other services' },
-          { name: 'Posts', description: 'The blog' }
+          { name: 'Service clients', description: 'OAuth2 clients: other services, and apps users sign in to' },
+          { name: 'OAuth and OpenID Connect', description: 'Browser sign-in (authorization code with PKCE), discovery, userinfo, introspection' },
+          { name: 'Posts', description: 'The blog' },
+          { name: 'Pages', description: 'HTML pages for browsers: the pages the links in emails open (present unless the service sends no email)' }
         ],
         components: { securitySchemes: { ...OAUTH2_LOGINS } }
       },
@@ -126,6 +133,8 @@ export default fp(
       // The page's own title, and no "Explore" bar (BaseLayout): the page documents this API only.
       theme: { title: 'Blog API docs' },
       uiConfig: { persistAuthorization: false, deepLinking: true, displayRequestDuration: true, layout: 'BaseLayout' },
+      // The authorization-code login: the built-in public client, with PKCE (S256).
+      initOAuth: { clientId: 'public', usePkceWithAuthorizationCodeGrant: true },
       // The UI's own policy, replacing the API's `default-src 'none'` on the
       // docs routes only: its scripts, styles and the calls of "Try it out"
       // come from this origin, nothing else. Unlike the package's default, no
