@@ -105,7 +105,18 @@ describe('the client_credentials grant', () => {
 
   it('does not remember a lookup that raced with a change', async () => {
     const { clientId, clientSecret } = await serviceClient(ctx.app, [])
-    const stale: ClientCredentials = { id: clientId, scopes: [], secrets: [] }
+    const stale: ClientCredentials = {
+      id: clientId,
+      name: 'stale',
+      scopes: [],
+      grantTypes: ['client_credentials'],
+      redirectUris: [],
+      postLogoutRedirectUris: [],
+      isPublic: false,
+      firstParty: false,
+      createdAt: new Date(),
+      secrets: []
+    }
     let finishLookup = (_client: ClientCredentials) => {}
     const lookup = ctx.app.clientCache.get(clientId, () => new Promise((resolve) => (finishLookup = resolve)))
     ctx.app.clientCache.forget(clientId)
