@@ -28,12 +28,26 @@ export default fp(
     fastify.decorate('mfaRepository', createMfaRepository(fastify.prisma, users, sessions))
     fastify.decorate('postsRepository', createPostsRepository(fastify.prisma))
     fastify.decorate('clientsRepository', createClientsRepository(fastify.prisma, sessions, fastify.clientCache))
-    const auditLog = createAuditLog(fastify.prisma, fastify.log)
+    // Audit events are written in batches: what waits, and what was lost, is for operators to see.
+    const lost = fastify.metrics.counter({
+      name: 'blog_api_audit_events_lost_total',
+      help: 'Audit events not written: queue_full (the database did not keep up), write_failed (it refused them or could not be reached).',
+      labelNames: ['reason']
+    })
+    for (const reason of ['queue_full', 'write_failed']) lost.inc({ reason }, 0)
+    const auditLog = createAuditLog(fastify.prisma, fastify.log, (reason, events) => lost.inc({ reason }, events))
+    fastify.metrics.gauge({
+      name: 'blog_api_audit_events_waiting',
+      help: 'Audit events recorded and not yet written to the database.',
+      collect() {
+        this.set(auditLog.waiting())
+      }
+    })
     fastify.decorate('auditLog', auditLog)
     // Before the Prisma client disconnects (hooks close in reverse order of registration).
     fastify.addHook('onClose', async () => {
       await auditLog.flush()
     })
   },
-  { name: 'repositories', dependencies: ['prisma', 'revocations', 'client-cache', 'config', 'app-secret'] }
+  { name: 'repositories', dependencies: ['prisma', 'metrics', 'revocations', 'client-cache', 'config', 'app-secret'] }
 )
