@@ -260,8 +260,13 @@ describe('writing events', () => {
     }
   })
 
-  it('loses no other event to one that the database refuses', async () => {
+  it('loses no other event to one that the database refuses, and counts the one it lost', async () => {
     const admin = await adminWithToken(ctx.app)
+    const lost = async () => {
+      const metric = await ctx.app.metrics.registry.getSingleMetric('blog_api_audit_events_lost_total')?.get()
+      return metric?.values.find((value) => value.labels.reason === 'write_failed')?.value ?? NaN
+    }
+    const lostBefore = await lost()
     const ids = Array.from({ length: 20 }, () => randomUUID())
     // PostgreSQL's JSON cannot hold U+0000: this event's details are refused.
     const answers = await Promise.all([failedGrant(ctx.app, 'bad\u0000id'), ...ids.map((id) => failedGrant(ctx.app, id))])
@@ -269,6 +274,7 @@ describe('writing events', () => {
     const recorded = (await events(admin.headers, '?kind=client.failure&limit=100')).data
     const attempted = new Set(recorded.map((event) => event.details?.attempted_client_id))
     expect(ids.filter((id) => !attempted.has(id))).toEqual([])
+    expect(await lost()).toBe(lostBefore + 1)
   })
 
   it('writes what is still queued when the app closes', async () => {

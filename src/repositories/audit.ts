@@ -124,7 +124,10 @@ export function auditEventsPageSql(query: AuditEventsQuery): Prisma.Sql {
   return page()
 }
 
-export function createAuditLog(prisma: PrismaClient, log: FastifyBaseLogger) {
+/** Why events were not written: the queue was full, or the database refused or could not be reached. */
+export type AuditLossReason = 'queue_full' | 'write_failed'
+
+export function createAuditLog(prisma: PrismaClient, log: FastifyBaseLogger, onLost: (reason: AuditLossReason, events: number) => void = () => {}) {
   const queue: QueuedEvent[] = []
   let queued = 0
   let settled = 0
@@ -149,6 +152,7 @@ export function createAuditLog(prisma: PrismaClient, log: FastifyBaseLogger) {
     } catch (error) {
       if (events.length === 1 || isDatabaseUnavailable(error)) {
         log.error({ err: error, kinds: [...new Set(events.map((event) => event.kind))], events: events.length }, 'could not record audit events')
+        onLost('write_failed', events.length)
         return
       }
       // One event the database refuses (a value it cannot store) must not take the others with it.
@@ -183,6 +187,7 @@ export function createAuditLog(prisma: PrismaClient, log: FastifyBaseLogger) {
     async record(kind: AuditKind, request: FastifyRequest, entry: AuditEntry = {}): Promise<void> {
       if (queue.length >= MAX_QUEUED) {
         if (dropped++ % 1000 === 0) log.error({ kind, dropped }, 'audit events are being dropped: the database does not keep up')
+        onLost('queue_full', 1)
         return
       }
       const target = entry.details?.target_user_id
@@ -204,6 +209,11 @@ export function createAuditLog(prisma: PrismaClient, log: FastifyBaseLogger) {
     },
 
     flush,
+
+    /** Events recorded and not yet written. */
+    waiting(): number {
+      return queued - settled
+    },
 
     /** Newest first; `user_id` matches events by the account and administrative actions on it. */
     async list(query: AuditEventsQuery) {

@@ -41,7 +41,21 @@ export default fp(
     fastify.decorate('authorizationCodesRepository', createAuthorizationCodesRepository(fastify.prisma, sessions))
     fastify.decorate('browserSessionsRepository', createBrowserSessionsRepository(fastify.prisma, fastify.config.SIGN_IN_SESSION_TTL))
     fastify.decorate('consentsRepository', createConsentsRepository(fastify.prisma))
-    const auditLog = createAuditLog(fastify.prisma, fastify.log)
+    // Audit events are written in batches: what waits, and what was lost, is for operators to see.
+    const lost = fastify.metrics.counter({
+      name: 'blog_api_audit_events_lost_total',
+      help: 'Audit events not written: queue_full (the database did not keep up), write_failed (it refused them or could not be reached).',
+      labelNames: ['reason']
+    })
+    for (const reason of ['queue_full', 'write_failed']) lost.inc({ reason }, 0)
+    const auditLog = createAuditLog(fastify.prisma, fastify.log, (reason, events) => lost.inc({ reason }, events))
+    fastify.metrics.gauge({
+      name: 'blog_api_audit_events_waiting',
+      help: 'Audit events recorded and not yet written to the database.',
+      collect() {
+        this.set(auditLog.waiting())
+      }
+    })
     fastify.decorate('auditLog', auditLog)
     // Before the Prisma client disconnects (hooks close in reverse order of registration).
     fastify.addHook('onClose', async () => {
@@ -51,5 +65,5 @@ export default fp(
     fastify.decorate('emailTokensRepository', emailTokens)
     fastify.decorate('mailOutboxRepository', createMailOutboxRepository(fastify.prisma, emailTokens, { resetTokenTtlMs: fastify.config.RESET_TOKEN_TTL * 1000 }))
   },
-  { name: 'repositories', dependencies: ['prisma', 'revocations', 'client-cache', 'config', 'app-secret'] }
+  { name: 'repositories', dependencies: ['prisma', 'metrics', 'revocations', 'client-cache', 'config', 'app-secret'] }
 )
