@@ -75,14 +75,16 @@ describe('the configuration', () => {
     const pooled = loadConfig({
       DATABASE_URL: 'postgresql://app@pgbouncer:6432/app',
       DATABASE_DIRECT_URL: 'postgresql://app@db:5432/app',
-      DATABASE_PASSWORD: password
+      DATABASE_PASSWORD: password,
+      MAIL_DISABLED: 'true'
     })
     expect(decodeURIComponent(new URL(pooled.DATABASE_URL ?? '').password)).toBe(password)
     expect(decodeURIComponent(new URL(pooled.DATABASE_DIRECT_URL ?? '').password)).toBe(password)
     const own = loadConfig({
       DATABASE_URL: 'postgresql://app@pgbouncer:6432/app',
       DATABASE_DIRECT_URL: 'postgresql://owner:mine@db:5432/app',
-      DATABASE_PASSWORD: password
+      DATABASE_PASSWORD: password,
+      MAIL_DISABLED: 'true'
     })
     expect(new URL(own.DATABASE_DIRECT_URL ?? '').password).toBe('mine')
 
