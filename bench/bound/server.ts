@@ -37,7 +37,7 @@ const statements = {
       INSERT INTO posts (id, title, content, author_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
       RETURNING id, title, content, version, created_at, updated_at, author_id
     ) SELECT ${POST_COLUMNS} FROM p JOIN users u ON u.id = p.author_id`,
-  me: 'SELECT id, email, full_name, role, is_active, mfa_enabled, created_at FROM users WHERE id = $1'
+  me: 'SELECT id, email, email_verified_at, pending_email, full_name, role, is_active, mfa_enabled, created_at FROM users WHERE id = $1'
 }
 type Statement = keyof typeof statements
 
@@ -150,6 +150,8 @@ async function route(request: IncomingMessage, response: ServerResponse) {
     return send(response, 200, {
       id: row.id,
       email: row.email,
+      email_verified: row.email_verified_at !== null,
+      ...(row.pending_email === null ? {} : { pending_email: row.pending_email }),
       full_name: row.full_name,
       role: row.role,
       is_active: row.is_active,
