@@ -378,8 +378,15 @@ function report(stats: Stats, seconds: number, options: Options, check: Awaited<
     lines.push(`Unexpected answers (first ${stats.unexpected.length}):`)
     for (const message of stats.unexpected) lines.push(`  ${message}`)
   }
-  const failed = stats.serverErrors > 0 || stats.networkErrors > 0 || check.lost.length > 0 || check.changed.length > 0
-  lines.push(failed ? `FAILED: ${stats.serverErrors} 5xx, ${stats.networkErrors} network errors, ${check.lost.length} lost, ${check.changed.length} changed` : 'OK: no 5xx, no network errors, every acknowledged post intact')
+  // A soak whose writes were all refused (rate limits, say) proved nothing about them.
+  const nothingChecked = check.checked === 0
+  const failed = stats.serverErrors > 0 || stats.networkErrors > 0 || check.lost.length > 0 || check.changed.length > 0 || nothingChecked
+  lines.push(
+    failed
+      ? `FAILED: ${stats.serverErrors} 5xx, ${stats.networkErrors} network errors, ${check.lost.length} lost, ${check.changed.length} changed` +
+          (nothingChecked ? ', and no acknowledged post to read back (were the writes refused? see the statuses)' : '')
+      : 'OK: no 5xx, no network errors, every acknowledged post intact'
+  )
   return { text: lines.join('\n'), failed }
 }
 
