@@ -3,7 +3,6 @@
 // skips, saying so, except in CI, where a skipped browser test would hide a
 // broken page: there it fails.
 import { existsSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { type Browser, chromium } from 'playwright-core'
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -36,14 +35,3 @@ export async function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS, headless: true })
 }
 
-/** A free port on 127.0.0.1, for a server whose own address must be known before it starts (its PUBLIC_URL). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
-    })
-  })
-}

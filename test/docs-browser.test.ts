@@ -8,7 +8,8 @@ import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { browserTestsRun, freePort, launchChromium } from './chromium.js'
+import { browserTestsRun, launchChromium } from './chromium.js'
+import { freePort } from './ports.js'
 import { buildApp, PASSWORD, signup, uniqueEmail } from './helper.js'
 
 const SCREENSHOTS = path.resolve('test/artifacts')

@@ -19,7 +19,8 @@ import app, { serverOptions } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import type { Config } from '../src/config.js'
 import { buildApp, clientAddress, fileDatabase, MAIL_FROM, signup, testConfig, uniqueEmail } from './helper.js'
-import { freePort, type Mailbox, startMailbox, tokenIn } from './mailbox.js'
+import { type Mailbox, startMailbox, tokenIn } from './mailbox.js'
+import { freePort } from './ports.js'
 
 void fileDatabase()
 

@@ -4,7 +4,6 @@
 // next messages with a reply code of the test's choice (4xx: try again later,
 // 5xx: never), or hold a message's final reply until the test lets it go.
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { type ParsedMail, simpleParser } from 'mailparser'
 import { SMTPServer } from 'smtp-server'
 import { expect } from 'vitest'
@@ -44,15 +43,6 @@ export interface Mailbox {
 }
 
 /** A loopback port that nothing listens on (for a mail server that is down). */
-export async function freePort(): Promise<number> {
-  const probe = createServer()
-  probe.listen(0, '127.0.0.1')
-  await once(probe, 'listening')
-  const address = probe.address()
-  await new Promise<void>((resolve) => probe.close(() => resolve()))
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
-}
 
 /** Starts a mailbox on `port` (default: a free one). */
 export async function startMailbox(port = 0): Promise<Mailbox> {

@@ -3,9 +3,9 @@
 // tests are skipped with a message, except in CI (CI=true), where .ci/run
 // installs it and its absence is a failure.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll } from 'vitest'
+import { freePort } from './ports.js'
 
 function findRedisServer(): string | undefined {
   const found = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' })
@@ -18,17 +18,6 @@ export const REDIS_SERVER = findRedisServer()
 if (!REDIS_SERVER) {
   if (process.env.CI) throw new Error('redis-server is not installed; .ci/run installs it (apt-get install -y redis-server)')
   console.warn('\n  SKIPPED: the Redis store tests need redis-server (apt-get install -y redis-server)\n')
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
-    })
-  })
 }
 
 export interface TestRedis {

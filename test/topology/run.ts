@@ -23,8 +23,8 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { startEmbeddedPostgres } from '../../src/db/embedded.js'
+import { freePort } from '../ports.js'
 import {
-  freePort,
   ready,
   run,
   type Running,
