@@ -195,8 +195,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const problems: string[] = []
   try {
     const parsed = envSchema<Static<typeof ConfigSchema>>({ schema: ConfigSchema, data, env: false, dotenv: false })
+    // Unset, the public URL follows PORT (`PORT=3001 npm start` gets links and an issuer on 3001); 0 is any port.
+    const publicUrl = data.PUBLIC_URL === undefined && parsed.PORT !== 0 ? { PUBLIC_URL: `http://localhost:${parsed.PORT}` } : {}
     // The issuer is the public URL unless said otherwise, overrides included.
-    const merged = { ...parsed, ...overrides }
+    const merged = { ...parsed, ...publicUrl, ...overrides }
     config = { ...merged, JWT_ISSUER: overrides.JWT_ISSUER ?? parsed.JWT_ISSUER ?? merged.PUBLIC_URL }
   } catch (error) {
     problems.push(...schemaProblems(error, data))

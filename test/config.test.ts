@@ -33,6 +33,15 @@ describe('the configuration', () => {
     expect(config.REDIS_URL).toBeUndefined()
   })
 
+  it('takes the public URL from PORT when it is not given, so another port gets links and an issuer of its own', () => {
+    const other = loadConfig({ PORT: '3001' })
+    expect({ url: other.PUBLIC_URL, issuer: other.JWT_ISSUER }).toEqual({ url: 'http://localhost:3001', issuer: 'http://localhost:3001' })
+    expect(loadConfig({}).PUBLIC_URL).toBe('http://localhost:3000')
+    expect(loadConfig({ PORT: '3001', PUBLIC_URL: 'https://api.example.com' }).PUBLIC_URL).toBe('https://api.example.com')
+    // Port 0 is whichever port the system gives: nothing to name.
+    expect(loadConfig({ PORT: '0' }).PUBLIC_URL).toBe('http://localhost:3000')
+  })
+
   it('names each bad variable once, with what it accepts', () => {
     expect(problemsOf({ LOG_LEVEL: 'loud' })).toEqual([
       'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "loud")'
