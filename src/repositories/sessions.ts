@@ -35,6 +35,7 @@ export type EndReason =
   | 'account_deleted'
   | 'security_changed'
   | 'client_deleted'
+  | 'consent_withdrawn'
   | 'code_replayed'
   | 'mfa_enabled'
   | 'mfa_disabled'
@@ -128,6 +129,15 @@ export function createSessionsRepository(prisma: PrismaClient, revocations: Revo
     return ended.map((session) => session.id)
   }
 
+  /** Ends the sessions one user started through one client; returns their ids. */
+  async function endUserClientSessions(tx: Transaction, userId: string, clientId: string, reason: EndReason) {
+    const ended = await tx.$queryRaw<Array<{ id: string }>>`
+      UPDATE sessions SET ended_at = ${new Date()}::timestamptz, end_reason = ${reason}
+      WHERE user_id = ${userId}::uuid AND client_id = ${clientId} AND ended_at IS NULL
+      RETURNING id`
+    return ended.map((session) => session.id)
+  }
+
   async function endSession(tx: Transaction, sessionId: string, reason: EndReason) {
     await tx.session.updateMany({ where: { id: sessionId, endedAt: null }, data: { endedAt: new Date(), endReason: reason } })
     return [sessionId]
@@ -137,6 +147,7 @@ export function createSessionsRepository(prisma: PrismaClient, revocations: Revo
     withRevocation,
     endUserSessions,
     endClientSessions,
+    endUserClientSessions,
     /** Ends one session inside a running transaction; answers its id for revocation. */
     endSessionIn: endSession,
 

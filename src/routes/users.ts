@@ -7,14 +7,15 @@
 // password was checked (its security version), so two changes racing each
 // other cannot both pass on one check.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
-import { badRequest, BearerError, forbidden } from '../lib/errors.js'
+import { badRequest, BearerError, forbidden, notFound } from '../lib/errors.js'
 import { ADMINISTRATIVE_SCOPES, missingScopes } from '../lib/scopes.js'
 import { trimFields } from '../lib/trim.js'
 import { auditActor } from '../repositories/audit.js'
 import type { Credentials } from '../repositories/users.js'
 import { IdParams, NoContent, Page, problems, refTo } from '../schemas/common.js'
-import { AdminUpdateUserBody, ChangePasswordBody, DeleteMeBody, UpdateMeBody, User, UsersQuery } from '../schemas/users.js'
+import { AdminUpdateUserBody, ChangePasswordBody, Consent, ConsentParams, DeleteMeBody, UpdateMeBody, User, UsersQuery } from '../schemas/users.js'
 
 const bearer = { 401: 'Missing, invalid or revoked token' }
 const userOnly = { ...bearer, 403: 'Service clients have no account' }
@@ -255,6 +256,49 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       })
       if (mfaReset) await auditLog.record('mfa.disabled', request, { ...auditActor(request.user), details: { target_user_id: user.id, by: 'admin' } })
       return user
+    }
+  )
+
+  fastify.get(
+    '/users/me/consents',
+    {
+      onRequest: asUser,
+      schema: {
+        tags: ['Users'],
+        operationId: 'listMyConsents',
+        summary: 'The apps you allowed',
+        description:
+          'Apps that are not first-party ask for your consent on the sign-in page; what you allowed is remembered, so an app asking again for no more is not asked about again. Newest first.',
+        security: [{ oauth2: [] }],
+        response: { 200: Type.Array(Consent, { description: 'Your consents.' }), ...problems(userOnly) }
+      }
+    },
+    async (request, reply) => {
+      reply.header('cache-control', 'no-store')
+      return fastify.consentsRepository.list(request.user.id)
+    }
+  )
+
+  fastify.delete(
+    '/users/me/consents/:client_id',
+    {
+      onRequest: asUser,
+      schema: {
+        tags: ['Users'],
+        operationId: 'withdrawConsent',
+        summary: 'Withdraw your consent to an app',
+        description:
+          'The app loses what you allowed it: the sessions you started through it end (its access and refresh tokens stop working on every instance), and it must ask for your consent again to sign you in.',
+        security: [{ oauth2: [] }],
+        params: ConsentParams,
+        response: { 204: NoContent('Withdrawn.'), ...problems({ ...userOnly, 404: 'You gave that app no consent' }) }
+      }
+    },
+    async (request, reply) => {
+      const clientId = request.params.client_id
+      if (!(await fastify.consentsRepository.withdraw(request.user.id, clientId))) throw notFound('Consent')
+      await auditLog.record('consent.withdrawn', request, { ...auditActor(request.user), details: { target_client_id: clientId } })
+      return reply.code(204).send()
     }
   )
 }

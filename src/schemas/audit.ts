@@ -12,6 +12,7 @@ export const AUDIT_KINDS = [
   'signin.failure',
   'signout',
   'consent.granted',
+  'consent.withdrawn',
   'login.failure',
   'login.locked',
   'token.refresh',

@@ -1,6 +1,6 @@
 // Users: the public shape of an account and the bodies that change one.
 import { Type, type Static } from '@sinclair/typebox'
-import { refTo, Cursor, Email, Id, Limit, Text, Timestamp } from './common.js'
+import { refTo, Cursor, Email, Id, IdOf, Limit, Text, Timestamp } from './common.js'
 
 export const Role = Type.Union([Type.Literal('user'), Type.Literal('admin')])
 
@@ -89,3 +89,17 @@ export const UsersQuery = Type.Object(
   { limit: Limit, cursor: Type.Optional(Cursor) },
   { additionalProperties: false }
 )
+
+/** An app the user allowed (through the consent page) to ask for some of their scopes. */
+export const Consent = Type.Object(
+  {
+    client_id: IdOf('The app (OAuth client).'),
+    client_name: Type.String({ description: 'Its name, as registered.' }),
+    scopes: Type.Array(Type.String(), { description: 'What it may ask for without asking you again.' }),
+    granted_at: Timestamp,
+    updated_at: Timestamp
+  },
+  { additionalProperties: false }
+)
+
+export const ConsentParams = Type.Object({ client_id: IdOf('The app (OAuth client) whose consent to withdraw.') })

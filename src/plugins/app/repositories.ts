@@ -40,7 +40,7 @@ export default fp(
     fastify.decorate('clientsRepository', createClientsRepository(fastify.prisma, sessions, fastify.clientCache))
     fastify.decorate('authorizationCodesRepository', createAuthorizationCodesRepository(fastify.prisma, sessions))
     fastify.decorate('browserSessionsRepository', createBrowserSessionsRepository(fastify.prisma, fastify.config.SIGN_IN_SESSION_TTL))
-    fastify.decorate('consentsRepository', createConsentsRepository(fastify.prisma))
+    fastify.decorate('consentsRepository', createConsentsRepository(fastify.prisma, sessions))
     // Audit events are written in batches: what waits, and what was lost, is for operators to see.
     const lost = fastify.metrics.counter({
       name: 'blog_api_audit_events_lost_total',
