@@ -17,7 +17,7 @@
 // again still ends the session as stolen.
 import { randomUUID } from 'node:crypto'
 import type { Config } from '../config.js'
-import type { PrismaClient, Prisma } from '../generated/prisma/client.js'
+import { Prisma, type PrismaClient } from '../generated/prisma/client.js'
 import type { AppSecret } from '../lib/app-secret.js'
 import { hashOpaqueToken, REFRESH_TOKEN_PREFIX } from '../lib/opaque-tokens.js'
 import type { RevocationStore } from '../plugins/app/revocations.js'
@@ -111,32 +111,25 @@ export function createSessionsRepository(prisma: PrismaClient, revocations: Revo
     return result
   }
 
-  /** Ends the user's live sessions (all, or all but one); returns their ids. */
-  async function endUserSessions(tx: Transaction, userId: string, reason: EndReason, exceptSessionId?: string) {
+  /** Ends the live sessions that `which` selects; returns their ids (for revocation). */
+  async function endWhere(tx: Transaction, which: Prisma.Sql, reason: EndReason) {
     const ended = await tx.$queryRaw<Array<{ id: string }>>`
       UPDATE sessions SET ended_at = ${new Date()}::timestamptz, end_reason = ${reason}
-      WHERE user_id = ${userId}::uuid AND ended_at IS NULL AND id IS DISTINCT FROM ${exceptSessionId ?? null}::uuid
+      WHERE ${which} AND ended_at IS NULL
       RETURNING id`
     return ended.map((session) => session.id)
   }
 
-  /** Ends the live sessions issued to a client (it is being deleted); returns their ids. */
-  async function endClientSessions(tx: Transaction, clientId: string, reason: EndReason) {
-    const ended = await tx.$queryRaw<Array<{ id: string }>>`
-      UPDATE sessions SET ended_at = ${new Date()}::timestamptz, end_reason = ${reason}
-      WHERE client_id = ${clientId} AND ended_at IS NULL
-      RETURNING id`
-    return ended.map((session) => session.id)
-  }
+  /** Ends the user's live sessions (all, or all but one). */
+  const endUserSessions = (tx: Transaction, userId: string, reason: EndReason, exceptSessionId?: string) =>
+    endWhere(tx, Prisma.sql`user_id = ${userId}::uuid AND id IS DISTINCT FROM ${exceptSessionId ?? null}::uuid`, reason)
 
-  /** Ends the sessions one user started through one client; returns their ids. */
-  async function endUserClientSessions(tx: Transaction, userId: string, clientId: string, reason: EndReason) {
-    const ended = await tx.$queryRaw<Array<{ id: string }>>`
-      UPDATE sessions SET ended_at = ${new Date()}::timestamptz, end_reason = ${reason}
-      WHERE user_id = ${userId}::uuid AND client_id = ${clientId} AND ended_at IS NULL
-      RETURNING id`
-    return ended.map((session) => session.id)
-  }
+  /** Ends the live sessions issued to a client (it is being deleted). */
+  const endClientSessions = (tx: Transaction, clientId: string, reason: EndReason) => endWhere(tx, Prisma.sql`client_id = ${clientId}`, reason)
+
+  /** Ends the sessions one user started through one client (the user withdrew its consent). */
+  const endUserClientSessions = (tx: Transaction, userId: string, clientId: string, reason: EndReason) =>
+    endWhere(tx, Prisma.sql`user_id = ${userId}::uuid AND client_id = ${clientId}`, reason)
 
   async function endSession(tx: Transaction, sessionId: string, reason: EndReason) {
     await tx.session.updateMany({ where: { id: sessionId, endedAt: null }, data: { endedAt: new Date(), endReason: reason } })
